@@ -1,0 +1,87 @@
+"""The ``featurestore`` command line: ``featurestore --help`` lists the commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from featurestore import __version__
+from featurestore.cli.output import Output
+from featurestore.errors import FeatureStoreError
+
+Handler = Callable[[argparse.Namespace, Output], int]
+
+
+def _dev_db(args: argparse.Namespace, out: Output) -> int:
+    from featurestore.devdb import DevDatabase
+
+    db = DevDatabase(args.dir)
+    if args.action == "start":
+        st = db.start()
+        out.message(
+            f"MariaDB running on 127.0.0.1:{st.port} (data in {db.base_dir}); "
+            "'featurestore dev-db url' prints the connection URL",
+            port=st.port, dir=str(db.base_dir),
+        )
+    elif args.action == "stop":
+        stopped = db.stop()
+        out.message("stopped" if stopped else "not running", stopped=stopped)
+    elif args.action == "url":
+        # Printing the URL (with its password) is this command's purpose; it is never logged.
+        url = db.jdbc_url() if args.jdbc else db.url()
+        out.message(url, url=url)
+    elif args.action == "status":
+        st = db.state()
+        out.record({"running": db.is_running(), "dir": str(db.base_dir),
+                    "port": st.port if st else None, "user": st.user if st else None})
+    return 0
+
+
+def _config_show(args: argparse.Namespace, out: Output) -> int:
+    from featurestore.config import load_config
+
+    cfg = load_config(args.config)
+    out.record({"source": str(cfg.source) if cfg.source else "(built-in defaults)", **cfg.redacted()})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``featurestore`` command."""
+    parser = argparse.ArgumentParser(
+        prog="featurestore",
+        description="Spark-native lakehouse feature store on Apache Hudi.",
+    )
+    parser.add_argument("--version", action="version", version=f"featurestore {__version__}")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--config", help="configuration file (default: see README, Configuration)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("dev-db", help="start, stop or locate a local MariaDB for development")
+    p.add_argument("action", choices=["start", "stop", "url", "status"])
+    p.add_argument("--dir", help="server folder (default $FEATURESTORE_DEV_DB_DIR or ./.dev-db)")
+    p.add_argument("--jdbc", action="store_true", help="with 'url': print the JDBC URL instead")
+    p.set_defaults(handler=_dev_db)
+
+    p = sub.add_parser("config", help="show the resolved configuration (secrets masked)")
+    p.set_defaults(handler=_config_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    out = Output(as_json=args.json)
+    try:
+        return args.handler(args, out)
+    except FeatureStoreError as exc:
+        print(f"featurestore: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""One output interface for the CLI: human-readable text or JSON (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+
+class Output:
+    """Prints records, tables and messages either as text or as JSON."""
+
+    def __init__(self, as_json: bool = False, stream: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+
+    def _emit(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def message(self, text: str, **data: Any) -> None:
+        """A one-line message; in JSON mode an object ``{"message": text, **data}``."""
+        if self.as_json:
+            self._emit(json.dumps({"message": text, **data}, default=str))
+        else:
+            self._emit(text)
+
+    def record(self, data: Mapping[str, Any]) -> None:
+        """One object: ``key: value`` lines, or a JSON object."""
+        if self.as_json:
+            self._emit(json.dumps(data, default=str, indent=2))
+            return
+        width = max((len(str(k)) for k in data), default=0)
+        for k, v in data.items():
+            self._emit(f"{str(k).ljust(width)}  {v}")
+
+    def table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> None:
+        """Rows as an aligned text table, or a JSON array."""
+        if self.as_json:
+            self._emit(json.dumps(list(rows), default=str, indent=2))
+            return
+        columns = list(columns or (rows[0].keys() if rows else []))
+        if not columns:
+            self._emit("(no rows)")
+            return
+        cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+        self._emit("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+        self._emit("  ".join("-" * w for w in widths))
+        for row in cells:
+            self._emit("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        if not rows:
+            self._emit("(no rows)")
