@@ -1,0 +1,345 @@
+"""Timeline actions run by the driver: the table lock, instant transitions, rollback of
+unfinished instants, cleaning of old file versions, and archival of old instants."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from featurestore.hudi import avro_models
+from featurestore.hudi.errors import HudiInstantNotReadable, HudiLockTimeout
+from featurestore.hudi.fs_view import PARTITION_METAFILE, FileSystemView
+from featurestore.hudi.timeline import Instant, Timeline, jackson_dumps, timeline_dir
+
+MARKER_DIR = ".temp"
+# Completed instants kept on the active timeline before older ones move to .hoodie/archived
+# (Hudi's hoodie.keep.max.commits default).
+KEEP_MAX_COMMITS = 30
+
+
+@contextmanager
+def table_lock(base_path: str, timeout: float) -> Iterator[None]:
+    """Exclusive per-table lock (``flock`` on ``.hoodie/.aux/featurestore.lock``).
+
+    Waits up to ``timeout`` seconds, then raises :class:`HudiLockTimeout`. The operating system
+    releases the lock if the holder dies, so a killed writer never blocks the next one.
+    """
+    aux = Path(base_path) / ".hoodie" / ".aux"
+    aux.mkdir(parents=True, exist_ok=True)
+    fd = os.open(aux / "featurestore.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise HudiLockTimeout(
+                        f"another writer holds the lock on {base_path} for more than {timeout:g}s "
+                        "(option featurestore.lock.timeout.seconds)"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either nothing or all of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def instant_path(base_path: str, ts: str, action: str, state: str) -> Path:
+    """Layout-1 file name of an instant in a given state."""
+    folder = timeline_dir(base_path)
+    if state == "REQUESTED":
+        return folder / f"{ts}.{action}.requested"
+    if state == "INFLIGHT":
+        return folder / (f"{ts}.inflight" if action == "commit" else f"{ts}.{action}.inflight")
+    return folder / f"{ts}.{action}"
+
+
+def request_instant(base_path: str, ts: str, action: str, inflight_metadata: dict[str, Any]) -> None:
+    """Create ``<t>.<action>.requested`` then the inflight file (workload JSON)."""
+    requested = b""
+    if action == "replacecommit":
+        # An empty HoodieRequestedReplaceMetadata is what Hudi writes for insert_overwrite; an
+        # empty file means the same to Hudi's readers ("not clustering").
+        requested = b""
+    write_atomic(instant_path(base_path, ts, action, "REQUESTED"), requested)
+    write_atomic(instant_path(base_path, ts, action, "INFLIGHT"), jackson_dumps(inflight_metadata).encode())
+
+
+def complete_instant(base_path: str, ts: str, action: str, metadata: dict[str, Any]) -> None:
+    """Write the completed instant file: from this moment readers see the commit."""
+    write_atomic(instant_path(base_path, ts, action, "COMPLETED"), jackson_dumps(metadata).encode())
+
+
+def marker_dir(base_path: str, ts: str) -> Path:
+    """Folder of the marker files of an instant (one per data file it started to write)."""
+    return Path(base_path) / ".hoodie" / MARKER_DIR / ts
+
+
+def marked_files(base_path: str, ts: str) -> list[str]:
+    """Relative paths of the data files an instant started to write (from its markers)."""
+    root = marker_dir(base_path, ts)
+    out = []
+    if root.is_dir():
+        for dirpath, _, names in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            for name in names:
+                data_name = name.split(".marker.")[0]
+                out.append(data_name if rel_dir == "." else f"{rel_dir}/{data_name}")
+    return out
+
+
+def files_of_instant(view: FileSystemView, ts: str) -> list[str]:
+    """Relative paths of every base file named with instant ``ts`` (a full listing)."""
+    return [f.relative_path for p in view.partitions() for f in view.list_files(p) if f.instant == ts]
+
+
+def write_partition_metadata(base_path: str, partition: str, ts: str) -> None:
+    """``.hoodie_partition_metadata`` in a partition folder, if missing (Java needs it)."""
+    folder = Path(base_path) / partition if partition else Path(base_path)
+    target = folder / PARTITION_METAFILE
+    if target.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    depth = len(partition.split("/")) if partition else 0
+    now = datetime.now(UTC).strftime("%a %b %d %H:%M:%S UTC %Y")
+    text = f"#partition metadata\n#{now}\ncommitTime={ts}\npartitionDepth={depth}\n"
+    write_atomic(target, text.encode())
+
+
+def rollback_pending(base_path: str, timeline: Timeline, view: FileSystemView, new_ts: str) -> list[str]:
+    """Roll back every unfinished commit instant, recording a rollback instant for each.
+
+    Deletes the data files the instant wrote (markers, else a listing), then its instant files;
+    readers never saw any of it. Returns the rolled-back instant times.
+    """
+    rolled = []
+    pending = [i for i in timeline.pending if i.is_commit]
+    for offset, inst in enumerate(pending):
+        rollback_ts = _bump(new_ts, offset)
+        files = sorted(set(marked_files(base_path, inst.timestamp)) | set(files_of_instant(view, inst.timestamp)))
+        by_partition: dict[str, list[str]] = {}
+        for rel in files:
+            partition = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            by_partition.setdefault(partition, []).append(rel)
+        plan = {
+            "instantToRollback": {"commitTime": inst.timestamp, "action": inst.action},
+            "RollbackRequests": [
+                {"partitionPath": p, "fileId": None, "latestBaseInstant": None,
+                 "filesToBeDeleted": [str(Path(base_path) / r) for r in rels], "logBlocksToBeDeleted": None}
+                for p, rels in by_partition.items()
+            ],
+            "version": 1,
+        }
+        started = time.monotonic()
+        write_atomic(instant_path(base_path, rollback_ts, "rollback", "REQUESTED"),
+                     avro_models.serialize(avro_models.ROLLBACK_PLAN, plan))
+        write_atomic(instant_path(base_path, rollback_ts, "rollback", "INFLIGHT"), b"")
+        deleted: dict[str, list[str]] = {}
+        for partition, rels in by_partition.items():
+            for rel in rels:
+                try:
+                    os.remove(Path(base_path) / rel)
+                    deleted.setdefault(partition, []).append(str(Path(base_path) / rel))
+                except FileNotFoundError:
+                    pass
+        for state in ("INFLIGHT", "REQUESTED"):
+            instant_path(base_path, inst.timestamp, inst.action, state).unlink(missing_ok=True)
+        shutil.rmtree(marker_dir(base_path, inst.timestamp), ignore_errors=True)
+        meta = {
+            "startRollbackTime": rollback_ts,
+            "timeTakenInMillis": int((time.monotonic() - started) * 1000),
+            "totalFilesDeleted": sum(len(v) for v in deleted.values()),
+            "commitsRollback": [inst.timestamp],
+            "partitionMetadata": {
+                p: {"partitionPath": p, "successDeleteFiles": deleted.get(p, []), "failedDeleteFiles": [],
+                    "rollbackLogFiles": None}
+                for p in by_partition
+            },
+            "version": 1,
+            "instantsRollback": [{"commitTime": inst.timestamp, "action": inst.action}],
+        }
+        write_atomic(instant_path(base_path, rollback_ts, "rollback", "COMPLETED"),
+                     avro_models.serialize(avro_models.ROLLBACK_METADATA, meta))
+        rolled.append(inst.timestamp)
+    return rolled
+
+
+def _bump(ts: str, offset: int) -> str:
+    from datetime import timedelta
+
+    from featurestore.hudi.timeline import datetime_to_instant, instant_to_datetime
+
+    return datetime_to_instant(instant_to_datetime(ts) + timedelta(milliseconds=offset)) if offset else ts
+
+
+def earliest_retained_commit(timeline: Timeline) -> str | None:
+    """The oldest commit still readable by time travel, per the newest completed clean."""
+    cleans = [i for i in timeline.completed if i.action == "clean"]
+    if not cleans:
+        return None
+    data = (timeline_dir(timeline.base_path, timeline.layout) / cleans[-1].file_name).read_bytes()
+    meta = avro_models.deserialize(data)
+    return meta.get("earliestCommitToRetain") or None
+
+
+def check_readable(timeline: Timeline, instant: str, what: str = "time travel") -> None:
+    """Raise :class:`HudiInstantNotReadable` if the cleaner removed the files of ``instant``."""
+    earliest = earliest_retained_commit(timeline)
+    if earliest is not None and instant < earliest:
+        raise HudiInstantNotReadable(
+            f"{what} to {instant} is not possible: the cleaner removed those file versions; "
+            f"the oldest readable commit is {earliest}"
+        )
+
+
+def clean(base_path: str, timeline: Timeline, view: FileSystemView, retained: int, clean_ts: str) -> int:
+    """Keep the file versions the last ``retained`` commits need; delete older ones.
+
+    Records ``<t>.clean.requested`` / ``.clean.inflight`` (the plan) and ``<t>.clean`` (what was
+    deleted), as Hudi's KEEP_LATEST_COMMITS cleaner does. Returns the number of files deleted.
+    """
+    commits = timeline.completed_commits
+    if len(commits) <= retained:
+        return 0
+    earliest = commits[-retained]
+    previous = earliest_retained_commit(timeline)
+    if previous is not None and earliest.timestamp <= previous:
+        return 0
+    to_delete: dict[str, list[str]] = {}
+    replaced_before = FileSystemView(base_path, timeline, view.partitioned).replaced_file_groups(
+        as_of=_before(earliest.timestamp))
+    for partition in view.partitions():
+        groups: dict[str, list] = {}
+        for f in view.list_files(partition):
+            if view.is_committed(f.instant):
+                groups.setdefault(f.file_id, []).append(f)
+        for file_id, versions in groups.items():
+            versions.sort(key=lambda f: f.instant)
+            if (partition, file_id) in replaced_before:
+                doomed = versions
+            else:
+                floor = [v for v in versions if v.instant <= earliest.timestamp]
+                keep_from = floor[-1].instant if floor else versions[0].instant
+                doomed = [v for v in versions if v.instant < keep_from]
+            for v in doomed:
+                to_delete.setdefault(partition, []).append(v.name)
+    if not to_delete:
+        return 0
+    started = time.monotonic()
+    plan = {
+        "earliestInstantToRetain": {"timestamp": earliest.timestamp, "action": earliest.action, "state": "COMPLETED"},
+        "lastCompletedCommitTimestamp": commits[-1].timestamp,
+        "policy": "KEEP_LATEST_COMMITS",
+        "filesToBeDeletedPerPartition": {},
+        "version": 2,
+        "filePathsToBeDeletedPerPartition": {
+            p: [{"filePath": str(Path(base_path) / p / n) if p else str(Path(base_path) / n),
+                 "isBootstrapBaseFile": False} for n in names]
+            for p, names in to_delete.items()
+        },
+        "partitionsToBeDeleted": [],
+        "extraMetadata": None,
+    }
+    payload = avro_models.serialize(avro_models.CLEANER_PLAN, plan)
+    write_atomic(instant_path(base_path, clean_ts, "clean", "REQUESTED"), payload)
+    write_atomic(instant_path(base_path, clean_ts, "clean", "INFLIGHT"), payload)
+    deleted: dict[str, list[str]] = {}
+    failed: dict[str, list[str]] = {}
+    for partition, names in to_delete.items():
+        for name in names:
+            target = Path(base_path) / partition / name if partition else Path(base_path) / name
+            try:
+                target.unlink()
+                deleted.setdefault(partition, []).append(name)
+            except OSError:
+                failed.setdefault(partition, []).append(name)
+    meta = {
+        "startCleanTime": clean_ts,
+        "timeTakenInMillis": int((time.monotonic() - started) * 1000),
+        "totalFilesDeleted": sum(len(v) for v in deleted.values()),
+        "earliestCommitToRetain": earliest.timestamp,
+        "lastCompletedCommitTimestamp": commits[-1].timestamp,
+        "partitionMetadata": {
+            p: {"partitionPath": p, "policy": "KEEP_LATEST_COMMITS", "deletePathPatterns": names,
+                "successDeleteFiles": deleted.get(p, []), "failedDeleteFiles": failed.get(p, []),
+                "isPartitionDeleted": False}
+            for p, names in to_delete.items()
+        },
+        "version": 2,
+        "bootstrapPartitionMetadata": None,
+        "extraMetadata": None,
+    }
+    write_atomic(instant_path(base_path, clean_ts, "clean", "COMPLETED"),
+                 avro_models.serialize(avro_models.CLEAN_METADATA, meta))
+    return meta["totalFilesDeleted"]
+
+
+def _before(ts: str) -> str:
+    """The largest instant string strictly smaller than ``ts`` for ``<=`` comparisons."""
+    return str(int(ts) - 1).zfill(len(ts))
+
+
+def archive(base_path: str, timeline: Timeline, keep: int = KEEP_MAX_COMMITS) -> list[Instant]:
+    """Move the files of old completed instants to ``.hoodie/archived`` to bound the timeline.
+
+    Only instants older than the earliest retained commit move (their file versions are already
+    cleaned), and the newest ``keep`` commits always stay. Files written by an archived commit
+    stay visible: readers treat instants older than the active timeline as committed.
+    """
+    commits = timeline.completed_commits
+    earliest = earliest_retained_commit(timeline)
+    if len(commits) <= keep or earliest is None:
+        return []
+    cutoff = min(commits[-keep].timestamp, earliest)
+    pending = [i.timestamp for i in timeline.pending]
+    if pending:
+        cutoff = min(cutoff, min(pending))
+    moved = []
+    target = Path(base_path) / ".hoodie" / "archived"
+    target.mkdir(exist_ok=True)
+    folder = timeline_dir(base_path)
+    latest_clean = max((i.timestamp for i in timeline.completed if i.action == "clean"), default=None)
+    for inst in timeline.completed:
+        # The newest clean instant stays: it records the earliest commit readers may ask for.
+        if inst.timestamp >= cutoff or inst.timestamp == latest_clean:
+            continue
+        for state in ("REQUESTED", "INFLIGHT", "COMPLETED"):
+            src = instant_path(base_path, inst.timestamp, inst.action, state)
+            if src.exists():
+                os.replace(src, target / src.name)
+        moved.append(inst)
+    _ = folder
+    return moved
+
+
+def read_avro_instant(timeline: Timeline, inst: Instant) -> dict:
+    """The Avro payload of a clean or rollback instant."""
+    return avro_models.deserialize((timeline_dir(timeline.base_path, timeline.layout) / inst.file_name).read_bytes())
+
+
+def raise_if_missing(paths: list[str], what: str) -> None:
+    """Raise a clear error when a file the timeline promises is gone."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise HudiInstantNotReadable(f"{what}: {len(missing)} file(s) are missing, e.g. {missing[0]}")

@@ -1,0 +1,226 @@
+"""The table's ``.hoodie/hoodie.properties``: reading (any version), creating (version 6), and
+checking requested write options against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from featurestore.hudi.errors import HudiOptionError, HudiTableNotFound
+from featurestore.hudi.keys import NON_PARTITIONED, KeySpec
+from featurestore.hudi.options import WriteOptions
+
+HOODIE_DIR = ".hoodie"
+PROPERTIES_FILE = "hoodie.properties"
+DATABASE = "default"
+WRITE_TABLE_VERSION = 6
+READ_TABLE_VERSIONS = (6, 8, 9)
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape(value: str) -> str:
+    """Undo ``java.util.Properties`` escaping (``\\:``, ``\\=``, ``\\\\``, ``\\uXXXX``)."""
+    value = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+    out, i = [], 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            nxt = value[i + 1]
+            out.append({"t": "\t", "n": "\n", "r": "\r", "f": "\f"}.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse a Java properties file as Hudi writes it (one ``key=value`` per line)."""
+    props: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        m = re.match(r"((?:\\.|[^=:\s\\])+)\s*[=:]?\s*(.*)$", line)
+        if m:
+            props[_unescape(m.group(1))] = _unescape(m.group(2))
+    return props
+
+
+def table_checksum(table_name: str, database: str = DATABASE) -> int:
+    """``hoodie.table.checksum``: CRC32 of ``"<database>.<table>"`` as Hudi computes it."""
+    return zlib.crc32(f"{database}.{table_name}".encode())
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """What ``hoodie.properties`` says about a table."""
+
+    base_path: str
+    props: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        """``hoodie.table.name``."""
+        return self.props["hoodie.table.name"]
+
+    @property
+    def version(self) -> int:
+        """``hoodie.table.version``."""
+        return int(self.props.get("hoodie.table.version", "0"))
+
+    @property
+    def table_type(self) -> str:
+        """``COPY_ON_WRITE`` or ``MERGE_ON_READ``."""
+        return self.props.get("hoodie.table.type", "COPY_ON_WRITE").upper()
+
+    @property
+    def record_key_fields(self) -> tuple[str, ...]:
+        """``hoodie.table.recordkey.fields``."""
+        return tuple(f for f in self.props.get("hoodie.table.recordkey.fields", "").split(",") if f)
+
+    @property
+    def partition_fields(self) -> tuple[str, ...]:
+        """``hoodie.table.partition.fields`` (empty for a non-partitioned table)."""
+        if self.props.get("hoodie.table.keygenerator.class") == NON_PARTITIONED:
+            return ()
+        return tuple(f for f in self.props.get("hoodie.table.partition.fields", "").split(",") if f)
+
+    @property
+    def precombine_field(self) -> str | None:
+        """``hoodie.table.precombine.field`` (``ordering.fields`` in version 9)."""
+        return self.props.get("hoodie.table.precombine.field") or self.props.get("hoodie.table.ordering.fields") or None
+
+    @property
+    def hive_style(self) -> bool:
+        """``hoodie.datasource.write.hive_style_partitioning``."""
+        return self.props.get("hoodie.datasource.write.hive_style_partitioning", "false").lower() == "true"
+
+    @property
+    def url_encode(self) -> bool:
+        """``hoodie.datasource.write.partitionpath.urlencode``."""
+        return self.props.get("hoodie.datasource.write.partitionpath.urlencode", "false").lower() == "true"
+
+    @property
+    def populate_meta_fields(self) -> bool:
+        """``hoodie.populate.meta.fields`` (default true)."""
+        return self.props.get("hoodie.populate.meta.fields", "true").lower() == "true"
+
+    @property
+    def key_spec(self) -> KeySpec:
+        """How this table forms record keys and partition paths."""
+        return KeySpec(self.record_key_fields, self.partition_fields, self.hive_style, self.url_encode)
+
+    @property
+    def create_schema(self) -> dict | None:
+        """``hoodie.table.create.schema`` as parsed Avro JSON, if present."""
+        raw = self.props.get("hoodie.table.create.schema")
+        return json.loads(raw) if raw else None
+
+    def check_write_options(self, opts: WriteOptions) -> None:
+        """Raise :class:`HudiOptionError` naming every option that contradicts this table."""
+        if self.version != WRITE_TABLE_VERSION:
+            raise HudiOptionError(
+                f"table {self.base_path} has table version {self.version}; this engine writes version "
+                f"{WRITE_TABLE_VERSION} tables only (it reads versions {', '.join(map(str, READ_TABLE_VERSIONS))})"
+            )
+        if self.table_type != "COPY_ON_WRITE":
+            raise HudiOptionError(f"table {self.base_path} is {self.table_type}; only COPY_ON_WRITE tables are written")
+        mismatches = []
+        pairs = [
+            ("hoodie.table.name", opts.table_name, self.name),
+            ("hoodie.datasource.write.recordkey.field", ",".join(opts.record_key_fields),
+             ",".join(self.record_key_fields)),
+            ("hoodie.datasource.write.partitionpath.field", ",".join(opts.partition_fields),
+             ",".join(self.partition_fields)),
+            ("hoodie.datasource.write.hive_style_partitioning", str(opts.hive_style).lower(),
+             str(self.hive_style).lower()),
+            ("hoodie.datasource.write.partitionpath.urlencode", str(opts.url_encode).lower(),
+             str(self.url_encode).lower()),
+        ]
+        if opts.precombine_field is not None:
+            pairs.append(("hoodie.datasource.write.precombine.field", opts.precombine_field,
+                          self.precombine_field or ""))
+        for key, requested, existing in pairs:
+            if requested != existing:
+                mismatches.append(f"{key}={requested!r} but the table has {existing!r}")
+        if mismatches:
+            raise HudiOptionError(
+                f"options contradict the existing table at {self.base_path}: " + "; ".join(mismatches))
+
+
+def hoodie_dir(base_path: str) -> Path:
+    """``<base_path>/.hoodie``."""
+    return Path(base_path) / HOODIE_DIR
+
+
+def table_exists(base_path: str) -> bool:
+    """Whether ``base_path`` holds a Hudi table."""
+    return (hoodie_dir(base_path) / PROPERTIES_FILE).is_file()
+
+
+def load_table_config(base_path: str) -> TableConfig:
+    """Read ``hoodie.properties``; :class:`HudiTableNotFound` if there is no table."""
+    path = hoodie_dir(base_path) / PROPERTIES_FILE
+    if not path.is_file():
+        raise HudiTableNotFound(f"no Hudi table at {base_path} (missing {HOODIE_DIR}/{PROPERTIES_FILE})")
+    props = parse_properties(path.read_text(encoding="utf-8"))
+    config = TableConfig(str(base_path), props)
+    if config.version not in READ_TABLE_VERSIONS:
+        raise HudiOptionError(f"table {base_path}: unsupported hoodie.table.version {config.version}")
+    return config
+
+
+def create_table(base_path: str, opts: WriteOptions, create_schema: dict) -> TableConfig:
+    """Create ``.hoodie/`` with ``hoodie.properties`` for a new version-6 copy-on-write table."""
+    root = hoodie_dir(base_path)
+    for sub in (".aux/.bootstrap/.partitions", ".aux/.bootstrap/.fileids", ".schema", ".temp", "archived"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    spec = KeySpec(opts.record_key_fields, opts.partition_fields, opts.hive_style, opts.url_encode)
+    props = {
+        "hoodie.table.name": opts.table_name,
+        "hoodie.database.name": DATABASE,
+        "hoodie.table.type": "COPY_ON_WRITE",
+        "hoodie.table.version": str(WRITE_TABLE_VERSION),
+        "hoodie.timeline.layout.version": "1",
+        "hoodie.table.base.file.format": "PARQUET",
+        "hoodie.table.recordkey.fields": ",".join(opts.record_key_fields),
+        "hoodie.table.keygenerator.class": spec.key_generator_class,
+        "hoodie.datasource.write.hive_style_partitioning": str(opts.hive_style).lower(),
+        "hoodie.datasource.write.partitionpath.urlencode": str(opts.url_encode).lower(),
+        "hoodie.datasource.write.drop.partition.columns": "false",
+        "hoodie.populate.meta.fields": "true",
+        "hoodie.table.timeline.timezone": "UTC",
+        "hoodie.archivelog.folder": "archived",
+        "hoodie.table.create.schema": json.dumps(create_schema, separators=(",", ":")),
+    }
+    if opts.partition_fields:
+        props["hoodie.table.partition.fields"] = ",".join(opts.partition_fields)
+    if opts.precombine_field:
+        props["hoodie.table.precombine.field"] = opts.precombine_field
+    props["hoodie.table.checksum"] = str(table_checksum(opts.table_name))
+    write_properties(root / PROPERTIES_FILE, props)
+    return TableConfig(str(base_path), props)
+
+
+def write_properties(path: Path, props: dict[str, str]) -> None:
+    """Write a properties file atomically: plain ``key=value`` lines, the checksum last.
+
+    Values are not escaped: hudi-rs does not unescape them, and Java's loader accepts an
+    unescaped ``:`` or ``=`` after the first separator.
+    """
+    now = datetime.now(UTC)
+    lines = ["#Properties saved on " + now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+             "#" + now.strftime("%a %b %d %H:%M:%S UTC %Y")]
+    lines += [f"{k}={v}" for k, v in props.items() if k != "hoodie.table.checksum"]
+    if "hoodie.table.checksum" in props:
+        lines.append(f"hoodie.table.checksum={props['hoodie.table.checksum']}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,471 @@
+"""Driver side of a write: validate, lock, plan, run the Spark write job, commit.
+
+Every write is one instant on the timeline. The sequence (each step only after the previous one
+succeeded): validate options and data (nothing written on error) -> take the table lock -> roll
+back unfinished instants -> ``<t>.commit.requested`` and ``<t>.inflight`` -> executors write the
+new base files -> remove files of failed task attempts -> ``<t>.commit`` (atomic rename: the
+commit point) -> clean and archive. A failure before the commit point rolls the instant back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from featurestore.hudi import actions
+from featurestore.hudi.errors import HudiSchemaError
+from featurestore.hudi.file_writer import (
+    COPY,
+    DELETE,
+    FID,
+    INSERT,
+    KIND,
+    STATS_SCHEMA,
+    UPDATE,
+    WriteContext,
+    make_write_function,
+)
+from featurestore.hudi.fs_view import BaseFile, FileSystemView
+from featurestore.hudi.keys import KeySpec, file_id_of, partition_path_column, record_key_column
+from featurestore.hudi.options import WriteOptions
+from featurestore.hudi.schema import (
+    META_COLUMNS,
+    evolve_schema,
+    from_avro_schema,
+    to_avro_schema,
+    with_meta_fields,
+)
+from featurestore.hudi.table import TableConfig, create_table, load_table_config, table_exists
+from featurestore.hudi.timeline import Timeline
+
+SPARK_SCHEMA_KEY = "featurestore.spark.schema"
+DEFAULT_RECORD_SIZE = 1024  # bytes, Hudi's hoodie.copyonwrite.record.size.estimate
+ORD, SRC, SEQ, U = "_fs_ord", "_fs_src", "_fs_seq", "_fs_u"
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one write did. ``instant_time`` is None when there was nothing to write."""
+
+    instant_time: str | None
+    operation: str
+    action: str = "commit"
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    files_written: int = 0
+    partitions: tuple[str, ...] = ()
+    replaced_file_groups: int = 0
+    rolled_back: tuple[str, ...] = ()
+    files_cleaned: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def table_spark_schema(timeline: Timeline, config: TableConfig | None) -> T.StructType | None:
+    """The table's Spark schema (data columns): ours exactly, else converted from Avro."""
+    for inst in reversed(timeline.completed_commits):
+        extra = timeline.read_metadata(inst).get("extraMetadata") or {}
+        if extra.get(SPARK_SCHEMA_KEY):
+            return T.StructType.fromJson(json.loads(extra[SPARK_SCHEMA_KEY]))
+        if extra.get("schema"):
+            return from_avro_schema(json.loads(extra["schema"]))
+    if config is not None and config.create_schema:
+        return from_avro_schema(config.create_schema)
+    return None
+
+
+def _check_columns(df: DataFrame, opts: WriteOptions, delete: bool) -> None:
+    names = set(df.columns)
+    for role, cols in (("record key", opts.record_key_fields), ("partition path", opts.partition_fields),
+                       ("precombine", (opts.precombine_field,) if opts.precombine_field and not delete else ())):
+        missing = [c for c in cols if c not in names]
+        if missing:
+            raise HudiSchemaError(
+                f"{role} column(s) {', '.join(repr(c) for c in missing)} not in the data "
+                f"(columns: {', '.join(df.columns)})"
+            )
+    for c in opts.record_key_fields + opts.partition_fields:
+        dtype = df.schema[c].dataType
+        if isinstance(dtype, T.StructType | T.ArrayType | T.MapType | T.BinaryType):
+            raise HudiSchemaError(f"key column '{c}' has type {dtype.simpleString()}; keys must be atomic values")
+    clash = [c for c in df.columns if c.startswith("_fs_")]
+    if clash:
+        raise HudiSchemaError(f"column name(s) {', '.join(clash)} use the reserved prefix '_fs_'")
+
+
+def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
+    """Write ``df`` to the Hudi copy-on-write table at ``path`` as one commit.
+
+    ``options`` are Hudi's write keys (see :mod:`featurestore.hudi.options`). Returns what the
+    commit did. Bad options or data raise before anything is written; a failure during the write
+    rolls the instant back, leaving readers on the previous commit.
+    """
+    opts = WriteOptions.parse(options)
+    if opts.engine == "spark-datasource":
+        return _write_with_datasource(df, path, opts)
+    path = str(path)
+    delete = opts.operation == "delete"
+    _check_columns(df, opts, delete)
+    spark = df.sparkSession
+    with actions.table_lock(path, opts.lock_timeout):
+        config = load_table_config(path) if table_exists(path) else None
+        if config is not None:
+            config.check_write_options(opts)
+        timeline = Timeline.load(path)
+        view = FileSystemView(path, timeline, bool(opts.partition_fields))
+        table_schema = table_spark_schema(timeline, config)
+        if delete:
+            new_schema = table_schema or T.StructType([f for f in df.schema.fields if f.name not in META_COLUMNS])
+        else:
+            data_schema = T.StructType([f for f in df.schema.fields if f.name not in META_COLUMNS])
+            new_schema = evolve_schema(table_schema, data_schema) if table_schema else _nullable(data_schema)
+        avro = to_avro_schema(new_schema, opts.table_name)  # raises on types Hudi cannot hold
+        spec = KeySpec(opts.record_key_fields, opts.partition_fields, opts.hive_style, opts.url_encode)
+        incoming = _prepare(df, spec, opts, new_schema, delete)
+        incoming = incoming.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            summary = incoming.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.sum(F.col("_hoodie_record_key").isNull().cast("long")).alias("null_keys"),
+                F.collect_set("_hoodie_partition_path").alias("partitions"),
+            ).first()
+            if summary["null_keys"]:
+                raise HudiSchemaError(
+                    f"{summary['null_keys']} row(s) have a null or empty record key "
+                    f"(column(s) {', '.join(opts.record_key_fields)}); nothing was written"
+                )
+            if config is None:
+                config = create_table(path, opts, to_avro_schema(new_schema, opts.table_name, create_style=True))
+            if summary["n"] == 0:
+                return CommitResult(None, opts.operation)
+            instant = timeline.new_instant_time()
+            rolled = actions.rollback_pending(path, timeline, view, instant)
+            if rolled:
+                timeline = Timeline.load(path)
+                view = FileSystemView(path, timeline, bool(opts.partition_fields))
+                instant = timeline.new_instant_time()
+            plan = _Plan(spark, path, opts, view, timeline, incoming, sorted(summary["partitions"]), new_schema,
+                         table_schema)
+            result = plan.execute(instant, avro, rolled)
+        finally:
+            incoming.unpersist()
+        return _maintain(path, opts, result)
+
+
+def _maintain(path: str, opts: WriteOptions, result: CommitResult) -> CommitResult:
+    """Clean old file versions and archive old instants after a successful commit."""
+    timeline = Timeline.load(path)
+    view = FileSystemView(path, timeline, bool(opts.partition_fields))
+    cleaned = actions.clean(path, timeline, view, opts.commits_retained, timeline.new_instant_time())
+    if cleaned:
+        actions.archive(path, Timeline.load(path))
+    return replace(result, files_cleaned=cleaned)
+
+
+def _nullable(schema: T.StructType) -> T.StructType:
+    return T.StructType([T.StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields])
+
+
+def _prepare(df: DataFrame, spec: KeySpec, opts: WriteOptions, schema: T.StructType, delete: bool) -> DataFrame:
+    """Incoming rows in table column order, with record key, partition path and ordering value."""
+    if delete:
+        cols = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if f.name in df.columns
+                else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
+    else:
+        cols = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if f.name in df.columns
+                else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
+    ordering = F.col(f"`{opts.precombine_field}`") if opts.precombine_field and not delete else F.lit(0)
+    return df.select(
+        F.lit(None).cast("string").alias("_hoodie_commit_time"),
+        F.lit(None).cast("string").alias("_hoodie_commit_seqno"),
+        record_key_column(spec, df.schema).alias("_hoodie_record_key"),
+        partition_path_column(spec, df.schema).alias("_hoodie_partition_path"),
+        F.lit(None).cast("string").alias("_hoodie_file_name"),
+        *cols,
+        ordering.alias(ORD),
+        F.monotonically_increasing_id().alias(SEQ),
+    )
+
+
+class _Plan:
+    """One write's plan: which rows go to which file group, then the job and the commit."""
+
+    def __init__(self, spark: SparkSession, path: str, opts: WriteOptions, view: FileSystemView,
+                 timeline: Timeline, incoming: DataFrame, partitions: list[str], schema: T.StructType,
+                 old_schema: T.StructType | None) -> None:
+        self.spark = spark
+        self.path = path
+        self.opts = opts
+        self.view = view
+        self.timeline = timeline
+        self.incoming = incoming
+        self.partitions = partitions
+        self.schema = schema
+        self.old_schema = old_schema
+        self.op = opts.operation
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _latest(self, partitions: list[str] | None) -> list[BaseFile]:
+        existing = set(self.view.partitions()) if self.opts.partition_fields else {""}
+        wanted = [p for p in partitions if p in existing] if partitions is not None else None
+        return self.view.latest_base_files(wanted)
+
+    def _record_size(self) -> int:
+        latest = self.timeline.latest_commit()
+        if latest is None:
+            return DEFAULT_RECORD_SIZE
+        stats = [s for ss in (self.timeline.read_metadata(latest).get("partitionToWriteStats") or {}).values()
+                 for s in ss]
+        rows = sum(s.get("numWrites") or 0 for s in stats)
+        size = sum(s.get("totalWriteBytes") or 0 for s in stats)
+        return max(1, size // rows) if rows else DEFAULT_RECORD_SIZE
+
+    def _file_path(self, f: BaseFile) -> str:
+        return f"{self.path}/{f.relative_path}"
+
+    def _read_files(self, files: list[BaseFile]) -> DataFrame:
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in META_COLUMNS]
+                              + list((self.old_schema or self.schema).fields))
+        return self.spark.read.schema(schema).parquet(*[self._file_path(f) for f in files])
+
+    def _dedupe(self, df: DataFrame) -> DataFrame:
+        w = Window.partitionBy("_hoodie_record_key", "_hoodie_partition_path").orderBy(
+            F.col(ORD).desc_nulls_last(), F.col(SEQ).desc())
+        return df.withColumn("_fs_rn", F.row_number().over(w)).where("_fs_rn = 1").drop("_fs_rn")
+
+    def _index(self, files: list[BaseFile]) -> DataFrame:
+        """Hudi's SIMPLE index: the record keys held by the latest base files."""
+        keys = self.spark.read.schema(
+            "_hoodie_record_key string, _hoodie_partition_path string, _hoodie_file_name string"
+        ).parquet(*[self._file_path(f) for f in files])
+        return keys.select("_hoodie_record_key", "_hoodie_partition_path",
+                           file_id_of(F.col("_hoodie_file_name")).alias(FID))
+
+    def _buckets(self, counts: dict[str, int], small_files: dict[str, list[BaseFile]]) -> list[tuple]:
+        """Insert buckets ``(partition, lo, hi, file_id)``: small files first, then new file groups."""
+        record_size = self._record_size()
+        per_file = max(1, self.opts.max_file_size // record_size)
+        buckets = []
+        for partition, n in sorted(counts.items()):
+            plan: list[tuple[str, int]] = []
+            left = n
+            for f in small_files.get(partition, []):
+                if left <= 0:
+                    break
+                capacity = max(0, (self.opts.max_file_size - f.size) // record_size)
+                take = min(capacity, left)
+                if take > 0:
+                    plan.append((f.file_id, take))
+                    left -= take
+            for _ in range(math.ceil(left / per_file) if left > 0 else 0):
+                take = min(per_file, left)
+                plan.append((f"{uuid.uuid4()}-0", take))
+                left -= take
+            lo = 0.0
+            for i, (fid, take) in enumerate(plan):
+                hi = 2.0 if i == len(plan) - 1 else lo + take / n
+                buckets.append((partition, lo, hi, fid))
+                lo = hi
+        return buckets
+
+    def _assign_inserts(self, inserts: DataFrame, buckets: list[tuple]) -> DataFrame:
+        table = self.spark.createDataFrame(buckets, "b_partition string, b_lo double, b_hi double, b_fid string")
+        u = (F.pmod(F.xxhash64("_hoodie_record_key", F.col(SEQ)), F.lit(1_000_003)) / F.lit(1_000_003.0))
+        with_u = inserts.withColumn(U, u)
+        joined = with_u.join(
+            F.broadcast(table),
+            (with_u["_hoodie_partition_path"] == table["b_partition"]) & (with_u[U] >= table["b_lo"])
+            & (with_u[U] < table["b_hi"]),
+        )
+        return joined.withColumn(FID, F.col("b_fid")).drop("b_partition", "b_lo", "b_hi", "b_fid", U)
+
+    # -- execution ----------------------------------------------------------------------------
+    def execute(self, instant: str, avro: dict, rolled: list[str]) -> CommitResult:
+        action = "replacecommit" if self.op.startswith("insert_overwrite") else "commit"
+        inflight = {"partitionToWriteStats": {}, "compacted": False, "extraMetadata": {},
+                    "operationType": self.op.upper()}
+        actions.request_instant(self.path, instant, action, inflight)
+        try:
+            rows, prev_commits, replaced = self._rows()
+            stats = self._run(rows, instant, avro, prev_commits)
+            self._remove_failed_attempts(instant, stats)
+            for partition in {s["partition"] for s in stats}:
+                actions.write_partition_metadata(self.path, partition, instant)
+            metadata = self._commit_metadata(stats, avro, replaced)
+            actions.complete_instant(self.path, instant, action, metadata)
+        except BaseException:
+            timeline = Timeline.load(self.path)
+            actions.rollback_pending(self.path, timeline, FileSystemView(self.path, timeline,
+                                     bool(self.opts.partition_fields)), timeline.new_instant_time())
+            raise
+        import shutil
+
+        shutil.rmtree(actions.marker_dir(self.path, instant), ignore_errors=True)
+        return CommitResult(
+            instant_time=instant, operation=self.op, action=action,
+            rows_inserted=sum(s["num_inserts"] for s in stats),
+            rows_updated=sum(s["num_updates"] for s in stats),
+            rows_deleted=sum(s["num_deletes"] for s in stats),
+            files_written=len(stats), partitions=tuple(sorted({s["partition"] for s in stats})),
+            replaced_file_groups=sum(len(v) for v in replaced.values()), rolled_back=tuple(rolled),
+            extra=dict(self.opts.extra_metadata),
+        )
+
+    def _rows(self) -> tuple[DataFrame | None, dict[str, str], dict[str, list[str]]]:
+        """The rows to write (with file ids and kinds), prev commits of merged groups, replaced groups."""
+        op = self.op
+        incoming = self.incoming
+        if op in ("upsert", "delete"):
+            incoming = self._dedupe(incoming)
+        replaced: dict[str, list[str]] = {}
+        if op in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
+            if op != "bulk_insert":
+                scope = None if op == "insert_overwrite_table" else self.partitions
+                for f in self._latest(scope):
+                    replaced.setdefault(f.partition, []).append(f.file_id)
+            counts = {r[0]: r[1] for r in incoming.groupBy("_hoodie_partition_path").count().collect()}
+            rows = self._assign_inserts(incoming, self._buckets(counts, {}))
+            return rows.withColumn(KIND, F.lit(INSERT)), {}, replaced
+
+        latest = self._latest(self.partitions)
+        by_fid = {f.file_id: f for f in latest}
+        if op in ("upsert", "delete") and latest:
+            tagged = incoming.join(self._index(latest), ["_hoodie_record_key", "_hoodie_partition_path"], "left")
+        else:
+            tagged = incoming.withColumn(FID, F.lit(None).cast("string"))
+        if op == "delete":
+            tagged = tagged.where(F.col(FID).isNotNull())
+        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+        groups = tagged.groupBy("_hoodie_partition_path", F.col(FID).isNull().alias("is_insert"), FID).count().collect()
+        insert_counts = {r[0]: r[3] for r in groups if r[1]}
+        touched = {r[2] for r in groups if not r[1]}
+        if op == "delete" and not touched:
+            tagged.unpersist()
+            return None, {}, {}
+        small: dict[str, list[BaseFile]] = {}
+        for f in sorted(latest, key=lambda f: f.size):
+            if f.size < self.opts.small_file_limit:
+                small.setdefault(f.partition, []).append(f)
+        buckets = self._buckets(insert_counts, small) if insert_counts else []
+        merged_fids = touched | {b[3] for b in buckets if b[3] in by_fid}
+        parts = []
+        if insert_counts:
+            parts.append(self._assign_inserts(tagged.where(F.col(FID).isNull()).drop(FID), buckets)
+                         .withColumn(SRC, F.lit(1)))
+        updates = tagged.where(F.col(FID).isNotNull())
+        parts.append(updates.withColumn(SRC, F.lit(2 if op == "delete" else 1)))
+        merged_files = [by_fid[fid] for fid in sorted(merged_fids)]
+        if merged_files:
+            old = self._read_files(merged_files)
+            old = old.select(
+                *META_COLUMNS,
+                *[F.col(f"`{f.name}`") if self.old_schema and f.name in self.old_schema.fieldNames()
+                  else F.lit(None).cast(f.dataType).alias(f.name) for f in self.schema.fields],
+                (F.col(f"`{self.opts.precombine_field}`") if self.opts.precombine_field and op != "delete"
+                 else F.lit(0)).alias(ORD),
+                F.lit(0).cast("long").alias(SEQ),
+                file_id_of(F.col("_hoodie_file_name")).alias(FID),
+                F.lit(0).alias(SRC),
+            )
+            parts.append(old)
+        rows = parts[0]
+        for p in parts[1:]:
+            rows = rows.unionByName(p, allowMissingColumns=False)
+        prev = {fid: by_fid[fid].instant for fid in merged_fids}
+        rows = self._resolve(rows, op)
+        self._tagged = tagged
+        return rows, prev, replaced
+
+    def _resolve(self, rows: DataFrame, op: str) -> DataFrame:
+        """Pick one row per key in each file group and say what happened to it."""
+        n_parts = max(1, self.spark.sparkContext.defaultParallelism)
+        rows = rows.repartition(n_parts, FID)
+        if op == "insert":
+            return rows.withColumn(KIND, F.when(F.col(SRC) == 0, F.lit(COPY)).otherwise(F.lit(INSERT)))
+        key = [FID, "_hoodie_record_key"]
+        ordered = Window.partitionBy(*key).orderBy(
+            (F.col(SRC) == 2).desc(), F.col(ORD).desc_nulls_last(), F.col(SRC).desc(), F.col(SEQ).desc())
+        whole = Window.partitionBy(*key)
+        rows = (rows.withColumn("_fs_rn", F.row_number().over(ordered))
+                .withColumn("_fs_has_old", F.max((F.col(SRC) == 0).cast("int")).over(whole)))
+        kind = (F.when(F.col(SRC) == 2, F.lit(DELETE))
+                .when(F.col(SRC) == 0, F.lit(COPY))
+                .when(F.col("_fs_has_old") == 1, F.lit(UPDATE))
+                .otherwise(F.lit(INSERT)))
+        # A delete of a key the file group does not hold changes nothing.
+        keep = (F.col("_fs_rn") == 1) & ~((F.col(SRC) == 2) & (F.col("_fs_has_old") == 0))
+        return rows.where(keep).withColumn(KIND, kind).drop("_fs_rn", "_fs_has_old")
+
+    def _run(self, rows: DataFrame | None, instant: str, avro: dict, prev: dict[str, str]) -> list[dict]:
+        if rows is None:
+            return []
+        data_columns = tuple(f.name for f in self.schema.fields)
+        if self.op in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
+            n_parts = max(1, self.spark.sparkContext.defaultParallelism)
+            rows = rows.repartition(n_parts, FID)
+        rows = rows.select(*META_COLUMNS, *[F.col(f"`{c}`") for c in data_columns], FID, KIND)
+        rows = rows.sortWithinPartitions(FID, "_hoodie_record_key")
+        ctx = WriteContext(self.path, instant, data_columns,
+                           json.dumps(with_meta_fields(avro), separators=(",", ":")), prev_commits=prev)
+        try:
+            stats_rows = rows.mapInArrow(make_write_function(ctx), STATS_SCHEMA).collect()
+        finally:
+            tagged = getattr(self, "_tagged", None)
+            if tagged is not None:
+                tagged.unpersist()
+        return [r.asDict() for r in stats_rows]
+
+    def _remove_failed_attempts(self, instant: str, stats: list[dict]) -> None:
+        """Delete files a failed or speculative task attempt left behind for this instant."""
+        import os
+
+        kept = {f"{s['partition']}/{s['file_name']}" if s["partition"] else s["file_name"] for s in stats}
+        for rel in actions.marked_files(self.path, instant):
+            if rel not in kept:
+                try:
+                    os.remove(f"{self.path}/{rel}")
+                except FileNotFoundError:
+                    pass
+
+    def _commit_metadata(self, stats: list[dict], avro: dict, replaced: dict[str, list[str]]) -> dict:
+        by_partition: dict[str, list[dict]] = {}
+        for s in sorted(stats, key=lambda s: (s["partition"], s["file_id"])):
+            rel = f"{s['partition']}/{s['file_name']}" if s["partition"] else s["file_name"]
+            by_partition.setdefault(s["partition"], []).append({
+                "fileId": s["file_id"], "path": rel, "cdcStats": None, "prevCommit": s["prev_commit"],
+                "numWrites": s["num_writes"], "numDeletes": s["num_deletes"], "numUpdateWrites": s["num_updates"],
+                "numInserts": s["num_inserts"], "totalWriteBytes": s["file_size"], "totalWriteErrors": 0,
+                "tempPath": None, "partitionPath": s["partition"], "totalLogRecords": 0,
+                "totalLogFilesCompacted": 0, "totalLogSizeCompacted": 0, "totalUpdatedRecordsCompacted": 0,
+                "totalLogBlocks": 0, "totalCorruptLogBlock": 0, "totalRollbackBlocks": 0,
+                "fileSizeInBytes": s["file_size"], "minEventTime": None, "maxEventTime": None,
+                "runtimeStats": {"totalScanTime": 0,
+                                 "totalUpsertTime": s["write_ms"] if s["prev_commit"] != "null" else 0,
+                                 "totalCreateTime": s["write_ms"] if s["prev_commit"] == "null" else 0},
+            })
+        extra = {"schema": json.dumps(avro, separators=(",", ":")), SPARK_SCHEMA_KEY: self.schema.json()}
+        extra.update(self.opts.extra_metadata)
+        metadata: dict[str, Any] = {"partitionToWriteStats": by_partition, "compacted": False,
+                                    "extraMetadata": extra, "operationType": self.op.upper()}
+        if replaced:
+            metadata["partitionToReplaceFileIds"] = replaced
+        elif self.op.startswith("insert_overwrite"):
+            metadata["partitionToReplaceFileIds"] = {}
+        return metadata
+
+
+def _write_with_datasource(df: DataFrame, path: str, opts: WriteOptions) -> CommitResult:
+    """Hand the write to Spark's Hudi datasource (clusters with the Hudi bundle; not run in CI)."""
+    hudi_opts = {k: v for k, v in opts.raw.items() if k.startswith("hoodie.")}
+    df.write.format("hudi").options(**hudi_opts).mode("append").save(path)
+    latest = Timeline.load(path).latest_commit()
+    return CommitResult(latest.timestamp if latest else None, opts.operation)
