@@ -190,8 +190,8 @@ def test_non_partitioned_and_all_types_round_trip(spark, tmp_path):
               "st struct<x:int,y:string,z:array<struct<q:double>>>")
     big = "ü" * 100_000
     rows = [
-        (1, True, 1, 2, 3, 1.5, 2.5, Decimal("12345678901234.123456"), "a", bytearray(b"\x00\x01"), dt.date(2024, 2, 29),
-         t(1), [1, None, 3], {"k": 1.0, "z": None}, (1, "s", [(1.5,), None])),
+        (1, True, 1, 2, 3, 1.5, 2.5, Decimal("12345678901234.123456"), "a", bytearray(b"\x00\x01"),
+         dt.date(2024, 2, 29), t(1), [1, None, 3], {"k": 1.0, "z": None}, (1, "s", [(1.5,), None])),
         (2, None, None, None, None, float("nan"), None, None, big, None, None, None, [], {}, None),
         (3, False, -128, -32768, -(2**31), float("inf"), -0.0, Decimal("-0.000001"), "", bytearray(b""),
          dt.date(1900, 1, 1), dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), None, None, (None, None, [])),
@@ -308,7 +308,8 @@ def test_lock_timeout_and_concurrent_writers(spark, tmp_path):
 
     def writer(start: int) -> None:
         try:
-            rows = [(start + i, "a", float(i), t(1), f"w{start}") for i in range(5)] + [(0, "a", float(start), t(start), "x")]
+            rows = [(start + i, "a", float(i), t(1), f"w{start}") for i in range(5)]
+            rows.append((0, "a", float(start), t(start), "x"))
             hudi.write(spark.createDataFrame(rows, SCHEMA), path, o)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
             errors.append(exc)
