@@ -35,7 +35,8 @@ def test_killed_writer_leaves_previous_state_and_next_write_rolls_back(spark, tm
                           timeout=300)
     assert done.returncode == -signal.SIGKILL, done.stdout[-2000:] + done.stderr[-2000:]
     hoodie = Path(path, ".hoodie")
-    pending = [n for n in os.listdir(hoodie) if n.endswith((".inflight", ".requested")) and not n.startswith(base.instant_time)]
+    pending = [n for n in os.listdir(hoodie)
+               if n.endswith((".inflight", ".requested")) and not n.startswith(base.instant_time)]
     assert pending, "the killed write should have left an unfinished instant"
     killed = pending[0].split(".")[0]
     if stage in ("files", "commit"):
