@@ -88,7 +88,10 @@ def _read_native(spark: SparkSession, path: str, config: TableConfig, ropts: Rea
         if commits:
             actions.check_readable(tl, end, "an incremental read")
         files = _incremental_files(tl, view, commits, end)
-        row_filter = F.col("_hoodie_commit_time").isin([c.timestamp for c in commits])
+        if config.populate_meta_fields:
+            # Without meta fields _hoodie_commit_time is null: keep every row of the touched
+            # file groups, as hudi-rs (and the hudi-rs path below) does.
+            row_filter = F.col("_hoodie_commit_time").isin([c.timestamp for c in commits])
     else:
         as_of = normalize_instant(ropts.as_of) if ropts.as_of else None
         if as_of is not None:

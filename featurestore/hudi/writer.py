@@ -136,12 +136,17 @@ def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
             summary = incoming.agg(
                 F.count(F.lit(1)).alias("n"),
                 F.sum(F.col("_hoodie_record_key").isNull().cast("long")).alias("null_keys"),
+                *[F.sum((F.col(f"`{k}`").isNull() | (F.col(f"`{k}`").cast("string") == "")).cast("long"))
+                  .alias(f"_fs_null_{i}") for i, k in enumerate(opts.record_key_fields)],
                 F.collect_set("_hoodie_partition_path").alias("partitions"),
             ).first()
             if summary["null_keys"]:
+                per_column = ", ".join(
+                    f"'{k}' in {summary[f'_fs_null_{i}']} row(s)"
+                    for i, k in enumerate(opts.record_key_fields) if summary[f"_fs_null_{i}"])
                 raise HudiSchemaError(
                     f"{summary['null_keys']} row(s) have a null or empty record key "
-                    f"(column(s) {', '.join(opts.record_key_fields)}); nothing was written"
+                    f"(null or empty: {per_column}); nothing was written"
                 )
             if config is None:
                 config = create_table(path, opts, to_avro_schema(new_schema, opts.table_name, create_style=True))

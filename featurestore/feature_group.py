@@ -1,0 +1,371 @@
+"""Feature groups: a named, versioned set of features with a primary key and an event time,
+stored as a Hudi table (cached) or read from a JDBC source (external)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from featurestore import hudi
+from featurestore.errors import FeatureStoreError
+from featurestore.hudi.timeline import instant_to_datetime, normalize_instant
+
+if TYPE_CHECKING:
+    from featurestore.feature_store import FeatureStore
+
+EVENT_TIME_TYPES = (T.TimestampType, T.DateType, T.LongType, T.IntegerType)
+
+
+class FeatureGroupError(FeatureStoreError, ValueError):
+    """Bad input for a feature group: names the column, key or option at fault."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature (column) of a feature group."""
+
+    name: str
+    type: str
+    description: str = ""
+    primary: bool = False
+    partition: bool = False
+
+    @property
+    def data_type(self) -> T.DataType:
+        """The Spark type."""
+        return T._parse_datatype_json_string(self.type)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form stored in the registry."""
+        return {"name": self.name, "type": self.type, "description": self.description,
+                "primary": self.primary, "partition": self.partition}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What ``insert`` did: the commit id and row counts (the validation report comes later)."""
+
+    commit_id: str | None
+    operation: str
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    storage: str = "offline"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def features_from_schema(schema: T.StructType, primary_key: list[str], partition_key: list[str],
+                         descriptions: dict[str, str] | None = None) -> list[Feature]:
+    """Features for every column of ``schema``."""
+    descriptions = descriptions or {}
+    return [Feature(f.name, f.dataType.json(), descriptions.get(f.name, ""), f.name in primary_key,
+                    f.name in partition_key) for f in schema.fields]
+
+
+class FeatureGroup:
+    """A cached feature group version, backed by a Hudi copy-on-write table."""
+
+    def __init__(self, fs: FeatureStore, record: dict[str, Any]) -> None:
+        self._fs = fs
+        self._record = record
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        """Registry id."""
+        return self._record["id"]
+
+    @property
+    def name(self) -> str:
+        """Feature group name."""
+        return self._record["name"]
+
+    @property
+    def version(self) -> int:
+        """Version number."""
+        return self._record["version"]
+
+    @property
+    def description(self) -> str:
+        """Free-text description."""
+        return self._record["description"]
+
+    @property
+    def primary_key(self) -> list[str]:
+        """Primary-key columns."""
+        return list(self._record["primary_key"])
+
+    @property
+    def event_time(self) -> str | None:
+        """Event-time column (timestamp, date or long), if any."""
+        return self._record["event_time"]
+
+    @property
+    def partition_key(self) -> list[str]:
+        """Partition columns."""
+        return list(self._record["partition_key"])
+
+    @property
+    def precombine_key(self) -> str | None:
+        """Ordering column of upserts: the precombine key, else the event time, else none (commit order)."""
+        return self._record["precombine_key"] or self._record["event_time"]
+
+    @property
+    def online_enabled(self) -> bool:
+        """Whether the feature group is served online."""
+        return bool(self._record["online_enabled"])
+
+    @property
+    def location(self) -> str:
+        """Folder of the Hudi table."""
+        return self._record["location"]
+
+    @property
+    def features(self) -> list[Feature]:
+        """The features, in column order."""
+        return [Feature(**f) for f in self._record["features"]]
+
+    @property
+    def schema(self) -> T.StructType:
+        """Spark schema of the features (empty until the first insert if none were declared)."""
+        return T.StructType([T.StructField(f.name, f.data_type, True) for f in self.features])
+
+    @property
+    def table_name(self) -> str:
+        """Name of the Hudi table (and of the SQL view in ``fs.sql``): ``<name>_<version>``."""
+        return f"{self.name}_{self.version}"
+
+    def __repr__(self) -> str:
+        return f"FeatureGroup({self.name!r}, version={self.version}, primary_key={self.primary_key})"
+
+    # -- writes ------------------------------------------------------------------------------
+    def _hudi_options(self, operation: str, write_options: dict[str, Any] | None) -> dict[str, Any]:
+        opts = {
+            "hoodie.table.name": self.table_name,
+            "hoodie.datasource.write.recordkey.field": ",".join(self.primary_key),
+            "hoodie.datasource.write.partitionpath.field": ",".join(self.partition_key),
+            "hoodie.datasource.write.operation": operation,
+            "hoodie.datasource.write.hive_style_partitioning": "true",
+            "hoodie.cleaner.commits.retained": str(self._fs.config.get("hudi.cleaner_commits_retained")),
+            "featurestore.lock.timeout.seconds": str(self._fs.config.get("hudi.lock_timeout_seconds")),
+            "featurestore.commit.metadata.user": getpass.getuser(),
+        }
+        if self.precombine_key:
+            opts["hoodie.datasource.write.precombine.field"] = self.precombine_key
+        opts.update(write_options or {})
+        return opts
+
+    def _check_input(self, df: DataFrame) -> T.StructType | None:
+        """Validate ``df`` against the feature group; returns the evolved schema if it changes."""
+        cols = set(df.columns)
+        for role, names in (("primary key", self.primary_key), ("partition key", self.partition_key),
+                            ("event time", [self.event_time] if self.event_time else [])):
+            missing = [c for c in names if c not in cols]
+            if missing:
+                raise FeatureGroupError(f"{role} column(s) {', '.join(repr(c) for c in missing)} missing from the "
+                                        f"data of feature group '{self.name}' v{self.version} (columns: "
+                                        f"{', '.join(df.columns)})")
+        if self.event_time and not isinstance(df.schema[self.event_time].dataType, EVENT_TIME_TYPES):
+            raise FeatureGroupError(f"event time column '{self.event_time}' must be a timestamp, date or long, got "
+                                    f"{df.schema[self.event_time].dataType.simpleString()}")
+        registered = {f.name: f for f in self.features}
+        if not registered:
+            return df.schema
+        incoming = {f.name: f for f in df.schema.fields}
+        missing = [n for n in registered if n not in incoming]
+        changed = [f"'{n}' ({registered[n].data_type.simpleString()} -> {incoming[n].dataType.simpleString()})"
+                   for n in registered if n in incoming
+                   and incoming[n].dataType.simpleString() != registered[n].data_type.simpleString()]
+        if missing or changed:
+            parts = []
+            if missing:
+                parts.append("missing " + ", ".join(repr(n) for n in missing))
+            if changed:
+                parts.append("changed type " + ", ".join(changed))
+            raise FeatureGroupError(f"the data does not match feature group '{self.name}' v{self.version}: "
+                                    + "; ".join(parts) + " (versions are immutable in keys and types; "
+                                    "new nullable columns are allowed)")
+        added = [f for f in df.schema.fields if f.name not in registered]
+        if added:
+            return T.StructType([T.StructField(n, registered[n].data_type, True) for n in registered] + added)
+        return None
+
+    def insert(self, df: DataFrame, operation: str = "upsert",
+               write_options: dict[str, Any] | None = None) -> WriteResult:
+        """Write ``df`` as one commit (``upsert`` by default; also ``insert``, ``bulk_insert``,
+        ``insert_overwrite``). The first insert creates the Hudi table."""
+        if operation not in ("upsert", "insert", "bulk_insert", "insert_overwrite", "insert_overwrite_table"):
+            raise FeatureGroupError(f"unknown operation {operation!r} for insert; use upsert, insert, "
+                                    "bulk_insert, insert_overwrite or insert_overwrite_table")
+        evolved = self._check_input(df)
+        registered = self.schema.fieldNames()
+        order = registered + [c for c in df.columns if c not in registered]
+        df = df.select(*[F.col(f"`{c}`") for c in order])
+        result = hudi.write(df, self.location, self._hudi_options(operation, write_options))
+        if evolved is not None:
+            features = features_from_schema(evolved, self.primary_key, self.partition_key,
+                                            {f.name: f.description for f in self.features})
+            self._record = self._fs.registry.update_feature_group(
+                self.id, getpass.getuser(), features=[f.to_dict() for f in features])
+        self._sync_commits()
+        return WriteResult(result.instant_time, operation, result.rows_inserted, result.rows_updated,
+                           result.rows_deleted, details={"files": result.files_written,
+                                                         "partitions": list(result.partitions)})
+
+    def delete_records(self, keys_df: DataFrame) -> WriteResult:
+        """Delete the rows whose primary key (and partition key) appear in ``keys_df``."""
+        needed = self.primary_key + self.partition_key
+        missing = [c for c in needed if c not in keys_df.columns]
+        if missing:
+            raise FeatureGroupError(f"delete_records needs column(s) {', '.join(repr(c) for c in missing)}")
+        if not hudi_table_exists(self.location):
+            return WriteResult(None, "delete")
+        result = hudi.write(keys_df.select(*needed), self.location, self._hudi_options("delete", None))
+        self._sync_commits()
+        return WriteResult(result.instant_time, "delete", rows_deleted=result.rows_deleted)
+
+    # -- reads -------------------------------------------------------------------------------
+    def _empty(self) -> DataFrame:
+        return self._fs.spark.createDataFrame(self._fs.spark.sparkContext.emptyRDD(), self.schema)
+
+    def read(self, as_of: str | dt.datetime | None = None, include_meta: bool = False) -> DataFrame:
+        """The snapshot as a Spark DataFrame, or the state as of a commit id or a time."""
+        if not hudi_table_exists(self.location):
+            return self._empty()
+        options = {"as.of.instant": normalize_instant(as_of)} if as_of is not None else {}
+        df = hudi.read(self._fs.spark, self.location, options)
+        return df if include_meta else _drop_meta(df)
+
+    def read_changes(self, start_commit: str, end_commit: str | None = None,
+                     include_meta: bool = False) -> DataFrame:
+        """Rows written by the commits after ``start_commit`` up to ``end_commit`` (inclusive)."""
+        if not hudi_table_exists(self.location):
+            return self._empty()
+        options = {"hoodie.datasource.query.type": "incremental",
+                   "hoodie.datasource.read.begin.instanttime": normalize_instant(start_commit)}
+        if end_commit is not None:
+            options["hoodie.datasource.read.end.instanttime"] = normalize_instant(end_commit)
+        df = hudi.read(self._fs.spark, self.location, options)
+        return df if include_meta else _drop_meta(df)
+
+    def show(self, n: int = 20) -> None:
+        """Print the first ``n`` rows."""
+        self.read().show(n, truncate=False)
+
+    def _sync_commits(self) -> None:
+        """Record commits that reached the Hudi timeline but not the registry (e.g. after a crash)."""
+        if not hudi_table_exists(self.location):
+            return
+        known = {c["commit_id"] for c in self._fs.registry.list_commits(self.id)}
+        for entry in hudi.timeline(self.location):
+            if entry["action"] not in ("commit", "replacecommit") or entry["instant"] in known:
+                continue
+            self._fs.registry.add_commit(self.id, {
+                "commit_id": entry["instant"],
+                "committed_at": instant_to_datetime(entry["instant"]).replace(tzinfo=None),
+                "operation": entry["operation"] or "unknown",
+                "rows_inserted": entry["rows_inserted"], "rows_updated": entry["rows_updated"],
+                "rows_deleted": entry["rows_deleted"],
+                "details": {"files": entry["files"], **entry.get("extra_metadata", {})},
+            })
+
+    def commit_details(self, limit: int | None = None) -> dict[str, dict[str, Any]]:
+        """``{commit_id: {"committedOn", "rowsInserted", "rowsUpdated", "rowsDeleted", ...}}``, newest first."""
+        self._sync_commits()
+        out: dict[str, dict[str, Any]] = {}
+        for c in self._fs.registry.list_commits(self.id, limit):
+            out[c["commit_id"]] = {
+                "committedOn": c["committed_at"].strftime("%Y%m%d%H%M%S"),
+                "committedAt": c["committed_at"].isoformat() + "Z",
+                "operation": c["operation"], "rowsInserted": c["rows_inserted"],
+                "rowsUpdated": c["rows_updated"], "rowsDeleted": c["rows_deleted"],
+            }
+        return out
+
+    # -- metadata ----------------------------------------------------------------------------
+    def add_tag(self, name: str, value: Any) -> None:
+        """Attach a tag with a JSON value."""
+        json.dumps(value)  # raises on values that are not JSON
+        self._fs.registry.set_tag("feature_group", self.id, name, value)
+
+    def get_tag(self, name: str) -> Any:
+        """A tag's value; KeyError naming the tag if absent."""
+        tags = self.get_tags()
+        if name not in tags:
+            raise KeyError(f"feature group '{self.name}' v{self.version} has no tag '{name}'")
+        return tags[name]
+
+    def get_tags(self) -> dict[str, Any]:
+        """All tags."""
+        return self._fs.registry.get_tags("feature_group", self.id)
+
+    def delete_tag(self, name: str) -> None:
+        """Remove a tag."""
+        if not self._fs.registry.delete_tag("feature_group", self.id, name):
+            raise KeyError(f"feature group '{self.name}' v{self.version} has no tag '{name}'")
+
+    def update_description(self, description: str) -> FeatureGroup:
+        """Change the description."""
+        self._record = self._fs.registry.update_feature_group(self.id, getpass.getuser(), description=description)
+        return self
+
+    def update_feature_description(self, feature: str, description: str) -> FeatureGroup:
+        """Change one feature's description."""
+        features = [f.to_dict() for f in self.features]
+        if feature not in {f["name"] for f in features}:
+            raise FeatureGroupError(f"feature group '{self.name}' has no feature '{feature}'")
+        for f in features:
+            if f["name"] == feature:
+                f["description"] = description
+        self._record = self._fs.registry.update_feature_group(self.id, getpass.getuser(), features=features)
+        return self
+
+    def get_feature(self, name: str) -> Feature:
+        """One feature by name."""
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise FeatureGroupError(f"feature group '{self.name}' has no feature '{name}'")
+
+    def delete(self) -> None:
+        """Delete the Hudi table and every registry record of this version."""
+        shutil.rmtree(self.location, ignore_errors=True)
+        self._fs.registry.delete_feature_group(self.id)
+
+
+class ExternalFeatureGroup(FeatureGroup):
+    """A feature group whose data stays in a JDBC source, read through Spark JDBC."""
+
+    def read(self, as_of: str | dt.datetime | None = None, include_meta: bool = False) -> DataFrame:
+        """The query's current result (external data has no commit history)."""
+        if as_of is not None:
+            raise FeatureGroupError(f"external feature group '{self.name}' has no commit history; as_of is not "
+                                    "supported")
+        return self._fs.read_jdbc(self._record["connector_id"], self._record["options"]["query"])
+
+    def insert(self, df: DataFrame, operation: str = "upsert", write_options: dict | None = None) -> WriteResult:
+        """External feature groups are read-only."""
+        raise FeatureGroupError(f"external feature group '{self.name}' is read-only: its data stays in the source")
+
+    def commit_details(self, limit: int | None = None) -> dict[str, dict[str, Any]]:
+        """External feature groups have no commits."""
+        return {}
+
+
+def hudi_table_exists(location: str) -> bool:
+    """Whether the feature group's Hudi table has been created."""
+    from featurestore.hudi.table import table_exists
+
+    return table_exists(location)
+
+
+def _drop_meta(df: DataFrame) -> DataFrame:
+    return df.drop(*[c for c in df.columns if c.startswith("_hoodie_")])
