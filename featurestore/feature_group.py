@@ -211,8 +211,9 @@ class FeatureGroup:
         df = df.select(*[F.col(f"`{c}`") for c in order])
         result = hudi.write(df, self.location, self._hudi_options(operation, write_options))
         if evolved is not None:
-            features = features_from_schema(evolved, self.primary_key, self.partition_key,
-                                            {f.name: f.description for f in self.features})
+            descriptions = dict(self._record["options"].get("feature_descriptions") or {})
+            descriptions.update({f.name: f.description for f in self.features if f.description})
+            features = features_from_schema(evolved, self.primary_key, self.partition_key, descriptions)
             self._record = self._fs.registry.update_feature_group(
                 self.id, getpass.getuser(), features=[f.to_dict() for f in features])
         self._sync_commits()

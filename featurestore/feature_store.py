@@ -118,7 +118,8 @@ class FeatureStore:
             "partition_key": partitions, "precombine_key": precombine_key, "online_enabled": online_enabled,
             "location": str(self.location / f"{name}_{version}"),
             "features": [f.to_dict() for f in feature_list],
-            "options": {"statistics_config": statistics_config or {}},
+            "options": {"statistics_config": statistics_config or {},
+                        "feature_descriptions": dict(feature_descriptions or {})},
             "connector_id": None, "created_by": user, "updated_by": user,
         })
         return self._wrap(record)

@@ -212,3 +212,43 @@ def test_external_feature_group_on_mariadb(spark, tmp_path, mariadb, monkeypatch
     with pytest.raises(FeatureGroupError, match="read-only"):
         ext.insert(spark.createDataFrame([(1, "eu", 1, 1.0, ts(0))], SCHEMA))
     assert fs.get_feature_group("profiles").read().count() == 3
+
+
+@pytest.mark.cluster
+def test_ingest_job_on_cluster(spark, tmp_path, cluster):
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    warehouse = tmp_path / "warehouse"
+    config = tmp_path / "fs.yaml"
+    config.write_text(f"warehouse: {warehouse}\n")
+    source = tmp_path / "clicks"
+    spark.createDataFrame([(1, "eu", 3, 0.5, ts(0)), (2, "us", 4, 0.1, ts(0))], SCHEMA).write.parquet(str(source))
+
+    def ingest(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(repo / "spark-submit.sh"), "--master", cluster.master_url,
+                               str(repo / "jobs" / "ingest.py"), "--config", str(config), *extra],
+                              capture_output=True, text=True, timeout=600, cwd=repo)
+
+    done = ingest("--feature-group", "user_clicks", "--source", str(source),
+                  "--transform", "SELECT user_id, region, clicks * 10 AS clicks, score, ts FROM source")
+    assert done.returncode == 0, done.stderr[-3000:]
+    # spark-submit hands the Python driver's stderr to its own stdout: look at both
+    log = [line for line in (done.stdout + done.stderr).splitlines() if " ingest [" in line]
+    created = "[feature-group] created user_clicks v1 from conf/feature_groups/user_clicks.yaml"
+    assert any(created in x for x in log), log
+    fs = FeatureStore(load_config(config, environ={}), spark=spark)
+    fg = fs.get_feature_group("user_clicks")
+    assert fg.partition_key == ["region"] and fg.get_feature("clicks").description == "number of clicks in the window"
+    assert sorted((r.user_id, r.clicks) for r in fg.read().collect()) == [(1, 30), (2, 40)]
+    assert list(fg.commit_details()) == [done.stdout.strip().splitlines()[-1]]
+
+    bad = ingest("--feature-group", "user_clicks", "--source", str(source), "--transform",
+                 "SELECT CAST(NULL AS INT) AS user_id, region, clicks, score, ts FROM source")
+    assert bad.returncode == 1
+    assert "ingest: error: 2 row(s) have a null or empty record key" in bad.stdout + bad.stderr
+    missing = ingest("--feature-group", "nope", "--source", str(source))
+    assert missing.returncode == 1
+    assert ("ingest: error: feature group 'nope' does not exist and there is no definition at "
+            "conf/feature_groups/nope.yaml") in missing.stdout + missing.stderr

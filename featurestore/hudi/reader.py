@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from featurestore.hudi import actions
-from featurestore.hudi.errors import HudiInstantNotReadable
+from featurestore.hudi.errors import HudiError, HudiInstantNotReadable
 from featurestore.hudi.fs_view import FileSystemView
 from featurestore.hudi.options import ReadOptions
 from featurestore.hudi.schema import META_SCHEMA
@@ -40,7 +40,12 @@ def read(spark: SparkSession, path: str, options: Mapping[str, Any] | None = Non
         return _read_with_datasource(spark, path, options or {})
     path = os.path.abspath(str(path))
     config = load_table_config(path)
-    if config.version == 6 and config.table_type == "COPY_ON_WRITE":
+    base_format = config.props.get("hoodie.table.base.file.format", "PARQUET").upper()
+    if base_format not in ("PARQUET", "LANCE"):
+        # The native planner lists only .parquet files: it would return no rows, not an error.
+        raise HudiError(f"table {path} stores its base files as {base_format}; "
+                        "this reader reads PARQUET and LANCE base files only")
+    if config.version == 6 and config.table_type == "COPY_ON_WRITE" and base_format == "PARQUET":
         return _read_native(spark, path, config, ropts)
     return _read_with_hudi_rs(spark, path, config, ropts)
 
