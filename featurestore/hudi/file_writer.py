@@ -1,27 +1,38 @@
-"""Executor side of a write: turns sorted rows into one new base file per file group.
+"""Executor side of a write: merges incoming rows into file groups and writes new base files.
 
-Runs inside ``DataFrame.mapInArrow``. Rows arrive sorted by file id; each run of one file id
-becomes ``<fileId>_<writeToken>_<instant>.parquet`` (the token is Hudi's
-``<partitionId>-<stageId>-<attemptId>``). A marker under ``.hoodie/.temp/<instant>/`` is created
-before each file so that an interrupted write can be rolled back. One statistics row per file is
-returned to the driver, which builds the commit metadata from them.
+Runs inside ``DataFrame.mapInArrow``. Incoming rows arrive grouped (sorted) by target: an
+existing file id, or ``new:<partition>`` for rows that start new file groups. For an existing
+file group the task reads the current base file with pyarrow, merges the incoming rows into it by
+record key (Hudi's merge handle: the incoming record replaces the stored one unless its ordering
+value is lower; a delete drops it) and writes the next version with the same file id. New rows
+go into new file groups, rolling over to another file at ``hoodie.parquet.max.file.size``.
+
+Each file is ``<fileId>_<writeToken>_<instant>.parquet`` (the token is Hudi's
+``<partitionId>-<stageId>-<attemptId>``); a marker under ``.hoodie/.temp/<instant>/`` is created
+first so that an interrupted write can be rolled back. One statistics row per file goes back to
+the driver, which builds the commit metadata from them.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-# Row kinds carried in the _fs_kind column.
+# Row kinds in the _fs_kind column (incoming rows carry INSERT, UPDATE-candidate or DELETE).
 COPY, INSERT, UPDATE, DELETE = 0, 1, 2, 3
-FID, KIND, PREV = "_fs_fid", "_fs_kind", "_fs_prev"
-INTERNAL_COLUMNS = (FID, KIND, PREV, "_fs_ord", "_fs_src", "_fs_seq", "_fs_u")
+GROUP, KIND, ORD = "_fs_group", "_fs_kind", "_fs_ord"
+NEW_PREFIX = "new:"
+META = ("_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key", "_hoodie_partition_path",
+        "_hoodie_file_name")
+ROW_GROUP_ROWS = 131_072
 
 STATS_SCHEMA = (
     "partition string, file_id string, file_name string, prev_commit string, num_writes long, "
@@ -36,75 +47,73 @@ class WriteContext:
 
     base_path: str
     instant: str
+    operation: str
     data_columns: tuple[str, ...]
     parquet_avro_schema: str
+    max_file_size: int
+    precombine_field: str | None = None
     compression: str = "snappy"
-    prev_commits: dict[str, str] = field(default_factory=dict)
+    # file id -> (relative path of its current base file, that file's instant)
+    old_files: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-class _FileGroupWriter:
-    def __init__(self, ctx: WriteContext, file_id: str, partition: str, token: str, task_id: int) -> None:
+class _FileWriter:
+    """Writes one base file; tracks the statistics Hudi records for it."""
+
+    def __init__(self, ctx: WriteContext, file_id: str, partition: str, token: str, task_id: int,
+                 schema: pa.Schema, prev: str) -> None:
         self.ctx = ctx
         self.file_id = file_id
         self.partition = partition
+        self.prev = prev
         self.file_name = f"{file_id}_{token}_{ctx.instant}.parquet"
-        self.prev = ctx.prev_commits.get(file_id, "null")
         folder = os.path.join(ctx.base_path, partition) if partition else ctx.base_path
         os.makedirs(folder, exist_ok=True)
         self.path = os.path.join(folder, self.file_name)
         marker_folder = os.path.join(ctx.base_path, ".hoodie", ".temp", ctx.instant, partition)
         os.makedirs(marker_folder, exist_ok=True)
-        kind = "MERGE" if self.prev != "null" else "CREATE"
-        open(os.path.join(marker_folder, f"{self.file_name}.marker.{kind}"), "wb").close()
+        open(os.path.join(marker_folder, f"{self.file_name}.marker.{'MERGE' if prev != 'null' else 'CREATE'}"),
+             "wb").close()
         self.seq_prefix = f"{ctx.instant}_{task_id}_"
-        self.writer: pq.ParquetWriter | None = None
+        self.schema = schema
+        self.writer = pq.ParquetWriter(self.path, schema, compression=ctx.compression, store_schema=False)
         self.rows = self.inserts = self.updates = self.deletes = 0
         self.min_key: str | None = None
         self.max_key: str | None = None
         self.started = time.monotonic()
 
-    def add(self, batch: pa.RecordBatch) -> None:
-        kinds = batch.column(KIND)
-        deleted = pc.equal(kinds, DELETE)
-        n_deleted = pc.sum(deleted).as_py() or 0
-        self.deletes += n_deleted
-        if n_deleted:
-            batch = batch.filter(pc.invert(deleted))
-        if self.writer is None:
-            schema = self._file_schema(batch.schema)
-            self.writer = pq.ParquetWriter(self.path, schema, compression=self.ctx.compression, store_schema=False)
-        n = batch.num_rows
+    def write(self, table: pa.Table) -> None:
+        """Write rows (with a _fs_kind column) as the next row group(s)."""
+        n = table.num_rows
         if n == 0:
             return
-        kinds = batch.column(KIND)
+        kinds = table.column(KIND)
         fresh = pc.is_in(kinds, pa.array([INSERT, UPDATE], pa.int32()))
         self.inserts += pc.sum(pc.equal(kinds, INSERT)).as_py() or 0
         self.updates += pc.sum(pc.equal(kinds, UPDATE)).as_py() or 0
-        positions = pa.array(range(self.rows, self.rows + n), pa.int64()).cast(pa.string())
+        positions = pa.array(np.arange(self.rows, self.rows + n, dtype=np.int64)).cast(pa.string())
         new_seq = pc.binary_join_element_wise(pa.scalar(self.seq_prefix), positions, "")
-        commit_time = pc.if_else(fresh, pa.scalar(self.ctx.instant), batch.column("_hoodie_commit_time"))
-        seqno = pc.if_else(fresh, new_seq, batch.column("_hoodie_commit_seqno"))
-        keys = batch.column("_hoodie_record_key")
-        columns = [
-            commit_time, seqno, keys, batch.column("_hoodie_partition_path"),
-            pa.array([self.file_name] * n, pa.string()),
-        ] + [batch.column(c) for c in self.ctx.data_columns]
-        out = pa.RecordBatch.from_arrays(columns, schema=self.writer.schema)
-        self.writer.write_batch(out)
+        commit_time = pc.if_else(fresh, pa.scalar(self.ctx.instant), table.column("_hoodie_commit_time"))
+        seqno = pc.if_else(fresh, new_seq, table.column("_hoodie_commit_seqno"))
+        keys = table.column("_hoodie_record_key")
+        columns = [commit_time, seqno, keys, table.column("_hoodie_partition_path"),
+                   pa.repeat(pa.scalar(self.file_name), n)]
+        columns += [table.column(c) for c in self.ctx.data_columns]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
         self.rows += n
         lo, hi = pc.min_max(keys).values()
         lo, hi = lo.as_py(), hi.as_py()
-        self.min_key = lo if self.min_key is None or (lo is not None and lo < self.min_key) else self.min_key
-        self.max_key = hi if self.max_key is None or (hi is not None and hi > self.max_key) else self.max_key
+        if lo is not None and (self.min_key is None or lo < self.min_key):
+            self.min_key = lo
+        if hi is not None and (self.max_key is None or hi > self.max_key):
+            self.max_key = hi
 
-    def _file_schema(self, batch_schema: pa.Schema) -> pa.Schema:
-        meta = [pa.field(c, pa.string()) for c in
-                ("_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key",
-                 "_hoodie_partition_path", "_hoodie_file_name")]
-        return pa.schema(meta + [batch_schema.field(c) for c in self.ctx.data_columns])
+    def size(self) -> int:
+        """Bytes on disk so far."""
+        return os.path.getsize(self.path)
 
     def close(self) -> dict:
-        assert self.writer is not None
+        """Finish the file (Hudi footer keys included) and return its statistics."""
         footer = {"writer.model.name": "avro", "parquet.avro.schema": self.ctx.parquet_avro_schema}
         if self.min_key is not None:
             footer["hoodie_min_record_key"] = self.min_key
@@ -120,24 +129,78 @@ class _FileGroupWriter:
         }
 
 
+def _file_schema(ctx: WriteContext, incoming: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(c, pa.string()) for c in META] + [incoming.field(c) for c in ctx.data_columns])
+
+
+def _conform_old(old: pa.Table, target: pa.Schema, ctx: WriteContext) -> pa.Table:
+    """The stored rows in the incoming (table) schema: new columns as nulls, types cast."""
+    n = old.num_rows
+    arrays = []
+    for name in META + ctx.data_columns:
+        f = target.field(name) if name in target.names else pa.field(name, pa.string())
+        if name in old.column_names:
+            col = old.column(name)
+            arrays.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, names=list(META + ctx.data_columns))
+
+
+def _merge(ctx: WriteContext, old: pa.Table, incoming: pa.Table) -> tuple[pa.Table, int]:
+    """Merge incoming rows into a stored file group; returns the rows to write and the deletes."""
+    old_keys = old.column("_hoodie_record_key").combine_chunks()
+    inc_keys = incoming.column("_hoodie_record_key").combine_chunks()
+    copy_kind = pa.array(np.full(old.num_rows, COPY, dtype=np.int32))
+    if ctx.operation == "insert":
+        kept, winners, deletes = old, incoming, 0
+    elif ctx.operation == "delete":
+        doomed = pc.is_in(old_keys, value_set=inc_keys)
+        deletes = pc.sum(doomed).as_py() or 0
+        kept, winners = old.filter(pc.invert(doomed)), incoming.slice(0, 0)
+        copy_kind = copy_kind.filter(pc.invert(doomed))
+    else:
+        position = pc.index_in(inc_keys, value_set=old_keys)
+        matched = pc.is_valid(position)
+        if ctx.precombine_field and ctx.precombine_field in old.column_names:
+            stored = old.column(ctx.precombine_field).combine_chunks().take(pc.fill_null(position, 0))
+            new = incoming.column(ORD).combine_chunks()
+            if stored.type != new.type:
+                stored = stored.cast(new.type)
+            # The incoming record loses only to a stored one with a higher ordering value (a null
+            # ordering value sorts lowest), as Hudi's event-time ordering does.
+            older = pc.or_(pc.fill_null(pc.less(new, stored), False),
+                           pc.and_(pc.is_null(new), pc.is_valid(stored)))
+            loses = pc.and_(matched, older)
+        else:
+            loses = pc.and_(matched, pa.scalar(False))
+        winners = incoming.filter(pc.invert(loses))
+        winner_matched = pc.and_(matched, pc.invert(loses)).filter(pc.invert(loses))
+        kinds = pc.if_else(winner_matched, pa.scalar(UPDATE, pa.int32()), pa.scalar(INSERT, pa.int32()))
+        winners = winners.set_column(winners.schema.get_field_index(KIND), KIND, kinds)
+        replaced = pc.is_in(old_keys, value_set=winners.filter(winner_matched)
+                            .column("_hoodie_record_key").combine_chunks())
+        kept = old.filter(pc.invert(replaced))
+        copy_kind = copy_kind.filter(pc.invert(replaced))
+        deletes = 0
+    if ctx.operation == "insert":
+        winners = winners.set_column(winners.schema.get_field_index(KIND), KIND,
+                                     pa.array(np.full(winners.num_rows, INSERT, dtype=np.int32)))
+    kept = kept.append_column(KIND, copy_kind)
+    columns = list(META + ctx.data_columns) + [KIND]
+    merged = pa.concat_tables([kept.select(columns), winners.select(columns)], promote_options="permissive")
+    order = pc.sort_indices(merged, sort_keys=[("_hoodie_record_key", "ascending")])
+    return merged.take(order), deletes
+
+
 def _runs(column: pa.Array) -> Iterator[tuple[int, int]]:
     """``(start, length)`` of each run of equal values in a sorted column."""
     n = len(column)
     if n == 0:
         return
-    values = column.to_pylist() if n < 64 else None
-    if values is not None:
-        start = 0
-        for i in range(1, n):
-            if values[i] != values[start]:
-                yield start, i - start
-                start = i
-        yield start, n - start
-        return
     change = pc.not_equal(column.slice(1), column.slice(0, n - 1))
-    idx = pc.indices_nonzero(change).to_pylist()
     start = 0
-    for i in idx:
+    for i in pc.indices_nonzero(pc.fill_null(change, True)).to_pylist():
         yield start, i + 1 - start
         start = i + 1
     yield start, n - start
@@ -152,22 +215,62 @@ def make_write_function(ctx: WriteContext):
         tc = TaskContext.get()
         task_id = tc.partitionId() if tc else 0
         token = f"{task_id}-{tc.stageId() if tc else 0}-{tc.taskAttemptId() if tc else 0}"
-        current: _FileGroupWriter | None = None
         stats: list[dict] = []
+        state: dict = {"group": None, "pending": [], "buffered": 0, "writer": None}
+
+        def write_new(final: bool) -> None:
+            # Rows of new file groups are streamed in row groups and roll over by file size.
+            if not state["pending"] or (not final and state["buffered"] < ROW_GROUP_ROWS):
+                return
+            table = pa.Table.from_batches(state["pending"])
+            state["pending"], state["buffered"] = [], 0
+            table = table.set_column(table.schema.get_field_index(KIND), KIND,
+                                     pa.array(np.full(table.num_rows, INSERT, dtype=np.int32)))
+            if state["writer"] is None:
+                partition = state["group"][len(NEW_PREFIX):]
+                state["writer"] = _FileWriter(ctx, f"{uuid.uuid4()}-0", partition, token, task_id,
+                                              _file_schema(ctx, table.schema), "null")
+            state["writer"].write(table)
+            if state["writer"].size() >= ctx.max_file_size:
+                stats.append(state["writer"].close())
+                state["writer"] = None
+
+        def finish_group() -> None:
+            group = state["group"]
+            if group is None:
+                return
+            if group.startswith(NEW_PREFIX):
+                write_new(final=True)
+                if state["writer"] is not None:
+                    stats.append(state["writer"].close())
+                    state["writer"] = None
+                return
+            table = pa.Table.from_batches(state["pending"])
+            state["pending"] = []
+            rel, prev = ctx.old_files[group]
+            partition = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            old = _conform_old(pq.read_table(os.path.join(ctx.base_path, rel)), table.schema, ctx)
+            merged, deletes = _merge(ctx, old, table)
+            writer = _FileWriter(ctx, group, partition, token, task_id, _file_schema(ctx, table.schema), prev)
+            writer.write(merged)
+            writer.deletes = deletes
+            stats.append(writer.close())
+
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            fids = batch.column(FID)
-            for start, length in _runs(fids):
-                fid = fids[start].as_py()
-                if current is None or current.file_id != fid:
-                    if current is not None:
-                        stats.append(current.close())
-                    partition = batch.column("_hoodie_partition_path")[start].as_py() or ""
-                    current = _FileGroupWriter(ctx, fid, partition, token, task_id)
-                current.add(batch.slice(start, length))
-        if current is not None:
-            stats.append(current.close())
+            groups = batch.column(GROUP)
+            for start, length in _runs(groups):
+                key = groups[start].as_py()
+                if key != state["group"]:
+                    finish_group()
+                    state["group"] = key
+                piece = batch.slice(start, length)
+                state["pending"].append(piece)
+                state["buffered"] += length
+                if key.startswith(NEW_PREFIX):
+                    write_new(final=False)
+        finish_group()
         if stats:
             yield pa.RecordBatch.from_pylist(stats, schema=_STATS_ARROW)
 

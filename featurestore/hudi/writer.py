@@ -10,12 +10,11 @@ commit point) -> clean and archive. A failure before the commit point rolls the 
 from __future__ import annotations
 
 import json
-import math
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -24,11 +23,12 @@ from pyspark.sql import types as T
 from featurestore.hudi import actions
 from featurestore.hudi.errors import HudiSchemaError
 from featurestore.hudi.file_writer import (
-    COPY,
     DELETE,
-    FID,
+    GROUP,
     INSERT,
     KIND,
+    NEW_PREFIX,
+    ORD,
     STATS_SCHEMA,
     UPDATE,
     WriteContext,
@@ -49,7 +49,9 @@ from featurestore.hudi.timeline import Timeline
 
 SPARK_SCHEMA_KEY = "featurestore.spark.schema"
 DEFAULT_RECORD_SIZE = 1024  # bytes, Hudi's hoodie.copyonwrite.record.size.estimate
-ORD, SRC, SEQ, U = "_fs_ord", "_fs_src", "_fs_seq", "_fs_u"
+SEQ, FID = "_fs_seq", "_fs_fid"
+BROADCAST_ROWS = 200_000  # incoming batches up to this size are broadcast to the index scan
+MAX_WRITE_TASKS = 400
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
                 *[F.sum((F.col(f"`{k}`").isNull() | (F.col(f"`{k}`").cast("string") == "")).cast("long"))
                   .alias(f"_fs_null_{i}") for i, k in enumerate(opts.record_key_fields)],
                 F.collect_set("_hoodie_partition_path").alias("partitions"),
+                F.min("_hoodie_record_key").alias("min_key"),
+                F.max("_hoodie_record_key").alias("max_key"),
             ).first()
             if summary["null_keys"]:
                 per_column = ", ".join(
@@ -158,8 +162,7 @@ def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
                 timeline = Timeline.load(path)
                 view = FileSystemView(path, timeline, bool(opts.partition_fields))
                 instant = timeline.new_instant_time()
-            plan = _Plan(spark, path, opts, view, timeline, incoming, sorted(summary["partitions"]), new_schema,
-                         table_schema)
+            plan = _Plan(spark, path, opts, view, timeline, incoming, summary, new_schema, table_schema)
             result = plan.execute(instant, avro, rolled)
         finally:
             incoming.unpersist()
@@ -201,11 +204,27 @@ def _prepare(df: DataFrame, spec: KeySpec, opts: WriteOptions, schema: T.StructT
     )
 
 
+_FOOTER_KEYS: dict[str, tuple[str | None, str | None]] = {}
+
+
+def _footer_key_range(path: str) -> tuple[str | None, str | None]:
+    """``(min, max)`` record key from a base file's footer (cached: base files never change)."""
+    if path not in _FOOTER_KEYS:
+        meta = pq.read_metadata(path).metadata or {}
+        lo, hi = meta.get(b"hoodie_min_record_key"), meta.get(b"hoodie_max_record_key")
+        _FOOTER_KEYS[path] = (lo.decode() if lo else None, hi.decode() if hi else None)
+    return _FOOTER_KEYS[path]
+
+
 class _Plan:
-    """One write's plan: which rows go to which file group, then the job and the commit."""
+    """One write's plan: which incoming rows go to which file group; then the job and the commit.
+
+    Only incoming rows are shuffled: each task reads the current base file of the file groups it
+    owns and merges into it (Hudi's merge handle), so stored data is read once and never shuffled.
+    """
 
     def __init__(self, spark: SparkSession, path: str, opts: WriteOptions, view: FileSystemView,
-                 timeline: Timeline, incoming: DataFrame, partitions: list[str], schema: T.StructType,
+                 timeline: Timeline, incoming: DataFrame, summary: Any, schema: T.StructType,
                  old_schema: T.StructType | None) -> None:
         self.spark = spark
         self.path = path
@@ -213,10 +232,13 @@ class _Plan:
         self.view = view
         self.timeline = timeline
         self.incoming = incoming
-        self.partitions = partitions
+        self.partitions = sorted(summary["partitions"])
+        self.rows_in = summary["n"]
+        self.key_range = (summary["min_key"], summary["max_key"])
         self.schema = schema
         self.old_schema = old_schema
         self.op = opts.operation
+        self.parallelism = max(1, spark.sparkContext.defaultParallelism)
 
     # -- helpers ------------------------------------------------------------------------------
     def _latest(self, partitions: list[str] | None) -> list[BaseFile]:
@@ -237,61 +259,34 @@ class _Plan:
     def _file_path(self, f: BaseFile) -> str:
         return f"{self.path}/{f.relative_path}"
 
-    def _read_files(self, files: list[BaseFile]) -> DataFrame:
-        schema = T.StructType([T.StructField(c, T.StringType()) for c in META_COLUMNS]
-                              + list((self.old_schema or self.schema).fields))
-        return self.spark.read.schema(schema).parquet(*[self._file_path(f) for f in files])
-
     def _dedupe(self, df: DataFrame) -> DataFrame:
         w = Window.partitionBy("_hoodie_record_key", "_hoodie_partition_path").orderBy(
             F.col(ORD).desc_nulls_last(), F.col(SEQ).desc())
         return df.withColumn("_fs_rn", F.row_number().over(w)).where("_fs_rn = 1").drop("_fs_rn")
 
-    def _index(self, files: list[BaseFile]) -> DataFrame:
-        """Hudi's SIMPLE index: the record keys held by the latest base files."""
-        keys = self.spark.read.schema(
+    def _candidates(self, files: list[BaseFile]) -> list[BaseFile]:
+        """Files whose record-key range (from their footer) can hold an incoming key."""
+        lo, hi = self.key_range
+        out = []
+        for f in files:
+            fmin, fmax = _footer_key_range(self._file_path(f))
+            if fmin is None or fmax is None or lo is None or not (fmax < lo or fmin > hi):
+                out.append(f)
+        return out
+
+    def _tag(self, incoming: DataFrame, files: list[BaseFile]) -> DataFrame:
+        """Hudi's SIMPLE index: the file id holding each incoming key (null for a new key)."""
+        if not files:
+            return incoming.withColumn(FID, F.lit(None).cast("string"))
+        index = self.spark.read.schema(
             "_hoodie_record_key string, _hoodie_partition_path string, _hoodie_file_name string"
         ).parquet(*[self._file_path(f) for f in files])
-        return keys.select("_hoodie_record_key", "_hoodie_partition_path",
-                           file_id_of(F.col("_hoodie_file_name")).alias(FID))
-
-    def _buckets(self, counts: dict[str, int], small_files: dict[str, list[BaseFile]]) -> list[tuple]:
-        """Insert buckets ``(partition, lo, hi, file_id)``: small files first, then new file groups."""
-        record_size = self._record_size()
-        per_file = max(1, self.opts.max_file_size // record_size)
-        buckets = []
-        for partition, n in sorted(counts.items()):
-            plan: list[tuple[str, int]] = []
-            left = n
-            for f in small_files.get(partition, []):
-                if left <= 0:
-                    break
-                capacity = max(0, (self.opts.max_file_size - f.size) // record_size)
-                take = min(capacity, left)
-                if take > 0:
-                    plan.append((f.file_id, take))
-                    left -= take
-            for _ in range(math.ceil(left / per_file) if left > 0 else 0):
-                take = min(per_file, left)
-                plan.append((f"{uuid.uuid4()}-0", take))
-                left -= take
-            lo = 0.0
-            for i, (fid, take) in enumerate(plan):
-                hi = 2.0 if i == len(plan) - 1 else lo + take / n
-                buckets.append((partition, lo, hi, fid))
-                lo = hi
-        return buckets
-
-    def _assign_inserts(self, inserts: DataFrame, buckets: list[tuple]) -> DataFrame:
-        table = self.spark.createDataFrame(buckets, "b_partition string, b_lo double, b_hi double, b_fid string")
-        u = (F.pmod(F.xxhash64("_hoodie_record_key", F.col(SEQ)), F.lit(1_000_003)) / F.lit(1_000_003.0))
-        with_u = inserts.withColumn(U, u)
-        joined = with_u.join(
-            F.broadcast(table),
-            (with_u["_hoodie_partition_path"] == table["b_partition"]) & (with_u[U] >= table["b_lo"])
-            & (with_u[U] < table["b_hi"]),
-        )
-        return joined.withColumn(FID, F.col("b_fid")).drop("b_partition", "b_lo", "b_hi", "b_fid", U)
+        keys = incoming.select("_hoodie_record_key", "_hoodie_partition_path")
+        if self.rows_in <= BROADCAST_ROWS:
+            keys = F.broadcast(keys)
+        found = index.join(keys, ["_hoodie_record_key", "_hoodie_partition_path"], "inner").select(
+            "_hoodie_record_key", "_hoodie_partition_path", file_id_of(F.col("_hoodie_file_name")).alias(FID))
+        return incoming.join(found, ["_hoodie_record_key", "_hoodie_partition_path"], "left")
 
     # -- execution ----------------------------------------------------------------------------
     def execute(self, instant: str, avro: dict, rolled: list[str]) -> CommitResult:
@@ -300,8 +295,8 @@ class _Plan:
                     "operationType": self.op.upper()}
         actions.request_instant(self.path, instant, action, inflight)
         try:
-            rows, prev_commits, replaced = self._rows()
-            stats = self._run(rows, instant, avro, prev_commits)
+            rows, old_files, replaced = self._rows()
+            stats = self._run(rows, instant, avro, old_files)
             self._remove_failed_attempts(instant, stats)
             for partition in {s["partition"] for s in stats}:
                 actions.write_partition_metadata(self.path, partition, instant)
@@ -325,109 +320,60 @@ class _Plan:
             extra=dict(self.opts.extra_metadata),
         )
 
-    def _rows(self) -> tuple[DataFrame | None, dict[str, str], dict[str, list[str]]]:
-        """The rows to write (with file ids and kinds), prev commits of merged groups, replaced groups."""
+    def _rows(self) -> tuple[DataFrame, dict[str, tuple[str, str]], dict[str, list[str]]]:
+        """Incoming rows with their target group (file id, or ``new:<partition>``), the current
+        base file of every file group that will be merged, and the file groups replaced."""
         op = self.op
-        incoming = self.incoming
-        if op in ("upsert", "delete"):
-            incoming = self._dedupe(incoming)
+        incoming = self._dedupe(self.incoming) if op in ("upsert", "delete") else self.incoming
+        new_group = F.concat(F.lit(NEW_PREFIX), F.col("_hoodie_partition_path"))
         replaced: dict[str, list[str]] = {}
         if op in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
             if op != "bulk_insert":
                 scope = None if op == "insert_overwrite_table" else self.partitions
                 for f in self._latest(scope):
                     replaced.setdefault(f.partition, []).append(f.file_id)
-            counts = {r[0]: r[1] for r in incoming.groupBy("_hoodie_partition_path").count().collect()}
-            rows = self._assign_inserts(incoming, self._buckets(counts, {}))
-            return rows.withColumn(KIND, F.lit(INSERT)), {}, replaced
+            rows = incoming.withColumn(GROUP, new_group).withColumn(KIND, F.lit(INSERT))
+            # Key ranges per task: new files hold disjoint key ranges, which later upserts prune on.
+            rows = rows.repartitionByRange(self.parallelism, "_hoodie_partition_path", "_hoodie_record_key")
+            return rows, {}, replaced
 
         latest = self._latest(self.partitions)
-        by_fid = {f.file_id: f for f in latest}
-        if op in ("upsert", "delete") and latest:
-            tagged = incoming.join(self._index(latest), ["_hoodie_record_key", "_hoodie_partition_path"], "left")
+        old_files = {f.file_id: (f.relative_path, f.instant) for f in latest}
+        if op in ("upsert", "delete"):
+            tagged = self._tag(incoming, self._candidates(latest))
         else:
             tagged = incoming.withColumn(FID, F.lit(None).cast("string"))
         if op == "delete":
-            tagged = tagged.where(F.col(FID).isNotNull())
-        tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
-        groups = tagged.groupBy("_hoodie_partition_path", F.col(FID).isNull().alias("is_insert"), FID).count().collect()
-        insert_counts = {r[0]: r[3] for r in groups if r[1]}
-        touched = {r[2] for r in groups if not r[1]}
-        if op == "delete" and not touched:
-            tagged.unpersist()
-            return None, {}, {}
-        small: dict[str, list[BaseFile]] = {}
+            return (tagged.where(F.col(FID).isNotNull()).withColumn(GROUP, F.col(FID))
+                    .withColumn(KIND, F.lit(DELETE)), old_files, replaced)
+        # New keys fill the smallest small file of their partition when the whole batch fits in it
+        # (Hudi's small-file handling); otherwise they start new file groups.
+        record_size = self._record_size()
+        small: dict[str, str] = {}
         for f in sorted(latest, key=lambda f: f.size):
-            if f.size < self.opts.small_file_limit:
-                small.setdefault(f.partition, []).append(f)
-        buckets = self._buckets(insert_counts, small) if insert_counts else []
-        merged_fids = touched | {b[3] for b in buckets if b[3] in by_fid}
-        parts = []
-        if insert_counts:
-            parts.append(self._assign_inserts(tagged.where(F.col(FID).isNull()).drop(FID), buckets)
-                         .withColumn(SRC, F.lit(1)))
-        updates = tagged.where(F.col(FID).isNotNull())
-        parts.append(updates.withColumn(SRC, F.lit(2 if op == "delete" else 1)))
-        merged_files = [by_fid[fid] for fid in sorted(merged_fids)]
-        if merged_files:
-            old = self._read_files(merged_files)
-            old = old.select(
-                *META_COLUMNS,
-                *[F.col(f"`{f.name}`") if self.old_schema and f.name in self.old_schema.fieldNames()
-                  else F.lit(None).cast(f.dataType).alias(f.name) for f in self.schema.fields],
-                (F.col(f"`{self.opts.precombine_field}`") if self.opts.precombine_field and op != "delete"
-                 else F.lit(0)).alias(ORD),
-                F.lit(0).cast("long").alias(SEQ),
-                file_id_of(F.col("_hoodie_file_name")).alias(FID),
-                F.lit(0).alias(SRC),
-            )
-            parts.append(old)
-        rows = parts[0]
-        for p in parts[1:]:
-            rows = rows.unionByName(p, allowMissingColumns=False)
-        prev = {fid: by_fid[fid].instant for fid in merged_fids}
-        rows = self._resolve(rows, op)
-        self._tagged = tagged
-        return rows, prev, replaced
+            fits = f.size + self.rows_in * record_size <= self.opts.max_file_size
+            if f.size < self.opts.small_file_limit and fits and f.partition not in small:
+                small[f.partition] = f.file_id
+        target = new_group
+        if small:
+            routes = F.create_map(*[F.lit(x) for kv in small.items() for x in kv])
+            target = F.coalesce(routes[F.col("_hoodie_partition_path")], new_group)
+        rows = (tagged.withColumn(GROUP, F.coalesce(F.col(FID), target))
+                .withColumn(KIND, F.lit(UPDATE)))
+        return rows, old_files, replaced
 
-    def _resolve(self, rows: DataFrame, op: str) -> DataFrame:
-        """Pick one row per key in each file group and say what happened to it."""
-        n_parts = max(1, self.spark.sparkContext.defaultParallelism)
-        rows = rows.repartition(n_parts, FID)
-        if op == "insert":
-            return rows.withColumn(KIND, F.when(F.col(SRC) == 0, F.lit(COPY)).otherwise(F.lit(INSERT)))
-        key = [FID, "_hoodie_record_key"]
-        ordered = Window.partitionBy(*key).orderBy(
-            (F.col(SRC) == 2).desc(), F.col(ORD).desc_nulls_last(), F.col(SRC).desc(), F.col(SEQ).desc())
-        whole = Window.partitionBy(*key)
-        rows = (rows.withColumn("_fs_rn", F.row_number().over(ordered))
-                .withColumn("_fs_has_old", F.max((F.col(SRC) == 0).cast("int")).over(whole)))
-        kind = (F.when(F.col(SRC) == 2, F.lit(DELETE))
-                .when(F.col(SRC) == 0, F.lit(COPY))
-                .when(F.col("_fs_has_old") == 1, F.lit(UPDATE))
-                .otherwise(F.lit(INSERT)))
-        # A delete of a key the file group does not hold changes nothing.
-        keep = (F.col("_fs_rn") == 1) & ~((F.col(SRC) == 2) & (F.col("_fs_has_old") == 0))
-        return rows.where(keep).withColumn(KIND, kind).drop("_fs_rn", "_fs_has_old")
-
-    def _run(self, rows: DataFrame | None, instant: str, avro: dict, prev: dict[str, str]) -> list[dict]:
-        if rows is None:
-            return []
+    def _run(self, rows: DataFrame, instant: str, avro: dict, old_files: dict[str, tuple[str, str]]) -> list[dict]:
         data_columns = tuple(f.name for f in self.schema.fields)
-        if self.op in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
-            n_parts = max(1, self.spark.sparkContext.defaultParallelism)
-            rows = rows.repartition(n_parts, FID)
-        rows = rows.select(*META_COLUMNS, *[F.col(f"`{c}`") for c in data_columns], FID, KIND)
-        rows = rows.sortWithinPartitions(FID, "_hoodie_record_key")
-        ctx = WriteContext(self.path, instant, data_columns,
-                           json.dumps(with_meta_fields(avro), separators=(",", ":")), prev_commits=prev)
-        try:
-            stats_rows = rows.mapInArrow(make_write_function(ctx), STATS_SCHEMA).collect()
-        finally:
-            tagged = getattr(self, "_tagged", None)
-            if tagged is not None:
-                tagged.unpersist()
-        return [r.asDict() for r in stats_rows]
+        if self.op not in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
+            n = min(MAX_WRITE_TASKS, max(self.parallelism, len(old_files) + len(self.partitions)))
+            rows = rows.repartition(n, GROUP)
+        rows = rows.select(*META_COLUMNS, *[F.col(f"`{c}`") for c in data_columns], F.col(ORD),
+                           F.col(GROUP), F.col(KIND).cast("int").alias(KIND))
+        rows = rows.sortWithinPartitions(GROUP, "_hoodie_record_key")
+        ctx = WriteContext(
+            self.path, instant, self.op, data_columns, json.dumps(with_meta_fields(avro), separators=(",", ":")),
+            self.opts.max_file_size, self.opts.precombine_field, old_files=old_files)
+        return [r.asDict() for r in rows.mapInArrow(make_write_function(ctx), STATS_SCHEMA).collect()]
 
     def _remove_failed_attempts(self, instant: str, stats: list[dict]) -> None:
         """Delete files a failed or speculative task attempt left behind for this instant."""
