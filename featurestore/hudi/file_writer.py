@@ -188,9 +188,10 @@ def _merge(ctx: WriteContext, old: pa.Table, incoming: pa.Table) -> tuple[pa.Tab
                                      pa.array(np.full(winners.num_rows, INSERT, dtype=np.int32)))
     kept = kept.append_column(KIND, copy_kind)
     columns = list(META + ctx.data_columns) + [KIND]
+    # Stored rows keep their order and new versions follow, as Hudi's merge handle writes them; no
+    # sort of the whole file group is needed (its key range, kept in the footer, is what matters).
     merged = pa.concat_tables([kept.select(columns), winners.select(columns)], promote_options="permissive")
-    order = pc.sort_indices(merged, sort_keys=[("_hoodie_record_key", "ascending")])
-    return merged.take(order), deletes
+    return merged, deletes
 
 
 def _runs(column: pa.Array) -> Iterator[tuple[int, int]]:
