@@ -300,6 +300,20 @@ def test_cleaning_keeps_retained_commits_readable(spark, tmp_path):
         hudi.read(spark, path, {"as.of.instant": commits[1]})
     assert sorted(hudi_rs(path).column("id").to_pylist()) == [1, 10, 11, 12, 13]
 
+    # archival moves instants older than the retained window out of the active timeline; the data
+    # they wrote stays visible to both readers
+    from featurestore.hudi.timeline import Timeline
+
+    moved = actions.archive(path, Timeline.load(path), keep=1)
+    assert {i.timestamp for i in moved} >= set(commits[:2])
+    archived = os.listdir(os.path.join(path, ".hoodie", "archived"))
+    assert any(n.startswith(commits[0]) for n in archived)
+    assert not any(n.startswith(commits[0]) for n in os.listdir(os.path.join(path, ".hoodie")))
+    assert sorted(x.id for x in hudi.read(spark, path).collect()) == [1, 10, 11, 12, 13]
+    assert sorted(hudi_rs(path).column("id").to_pylist()) == [1, 10, 11, 12, 13]
+    r = hudi.write(spark.createDataFrame([(1, "a", 9.0, t(9), "after")], SCHEMA), path, o)
+    assert r.instant_time > commits[-1] and hudi.read(spark, path).where("id = 1").first().v == 9.0
+
 
 def test_lock_timeout_and_concurrent_writers(spark, tmp_path):
     path = str(tmp_path / "conc")

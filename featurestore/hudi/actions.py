@@ -77,12 +77,9 @@ def instant_path(base_path: str, ts: str, action: str, state: str) -> Path:
 
 def request_instant(base_path: str, ts: str, action: str, inflight_metadata: dict[str, Any]) -> None:
     """Create ``<t>.<action>.requested`` then the inflight file (workload JSON)."""
-    requested = b""
-    if action == "replacecommit":
-        # An empty HoodieRequestedReplaceMetadata is what Hudi writes for insert_overwrite; an
-        # empty file means the same to Hudi's readers ("not clustering").
-        requested = b""
-    write_atomic(instant_path(base_path, ts, action, "REQUESTED"), requested)
+    # Empty for commits, as Hudi writes them; for a replacecommit an empty file means to Hudi's
+    # readers what the empty HoodieRequestedReplaceMetadata of insert_overwrite means: "not clustering".
+    write_atomic(instant_path(base_path, ts, action, "REQUESTED"), b"")
     write_atomic(instant_path(base_path, ts, action, "INFLIGHT"), jackson_dumps(inflight_metadata).encode())
 
 
@@ -318,7 +315,6 @@ def archive(base_path: str, timeline: Timeline, keep: int = KEEP_MAX_COMMITS) ->
     moved = []
     target = Path(base_path) / ".hoodie" / "archived"
     target.mkdir(exist_ok=True)
-    folder = timeline_dir(base_path)
     latest_clean = max((i.timestamp for i in timeline.completed if i.action == "clean"), default=None)
     for inst in timeline.completed:
         # The newest clean instant stays: it records the earliest commit readers may ask for.
@@ -329,7 +325,6 @@ def archive(base_path: str, timeline: Timeline, keep: int = KEEP_MAX_COMMITS) ->
             if src.exists():
                 os.replace(src, target / src.name)
         moved.append(inst)
-    _ = folder
     return moved
 
 

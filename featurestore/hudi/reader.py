@@ -104,13 +104,12 @@ def _read_native(spark: SparkSession, path: str, config: TableConfig, ropts: Rea
             if commit is not None:
                 actions.check_readable(tl, commit.timestamp)
             elif tl.completed_commits:
-                first = tl.completed_commits[0].timestamp
+                # Before the first active commit: fine for a new table, not after cleaning.
                 earliest = actions.earliest_retained_commit(tl)
                 if earliest is not None:
                     raise HudiInstantNotReadable(
                         f"time travel to {as_of} is not possible: the cleaner removed those file versions; "
                         f"the oldest readable commit is {earliest}")
-                _ = first
         files = [f"{path}/{f.relative_path}" for f in view.latest_base_files(as_of=as_of)]
     if not files:
         df = _empty(spark, schema)

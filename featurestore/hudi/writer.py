@@ -185,12 +185,9 @@ def _nullable(schema: T.StructType) -> T.StructType:
 
 def _prepare(df: DataFrame, spec: KeySpec, opts: WriteOptions, schema: T.StructType, delete: bool) -> DataFrame:
     """Incoming rows in table column order, with record key, partition path and ordering value."""
-    if delete:
-        cols = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if f.name in df.columns
-                else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
-    else:
-        cols = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if f.name in df.columns
-                else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
+    # A delete needs only the key (and partition) columns; the others are carried as nulls.
+    cols = [F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) if f.name in df.columns
+            else F.lit(None).cast(f.dataType).alias(f.name) for f in schema.fields]
     ordering = F.col(f"`{opts.precombine_field}`") if opts.precombine_field and not delete else F.lit(0)
     return df.select(
         F.lit(None).cast("string").alias("_hoodie_commit_time"),
