@@ -236,7 +236,7 @@ def test_schema_evolution_and_bad_input(spark, tmp_path):
     with pytest.raises(hudi.HudiOptionError, match="unknown write option.*hoodie.datasource.write.recordkey"):
         hudi.write(spark.createDataFrame([(2, "a", 1.0, t(0), "x")], SCHEMA), path,
                    {**o, "hoodie.datasource.write.recordkey": "id"})
-    with pytest.raises(hudi.HudiOptionError, match="unknown operation 'merge'"):
+    with pytest.raises(hudi.HudiOptionError, match="hoodie.datasource.write.operation: unknown value 'merge'"):
         hudi.write(spark.createDataFrame([(2, "a", 1.0, t(0), "x")], SCHEMA), path,
                    {**o, "hoodie.datasource.write.operation": "merge"})
     with pytest.raises(hudi.HudiOptionError, match="recordkey.field='name' but the table has 'id'"):

@@ -55,6 +55,14 @@ def _bool(key: str, value: Any) -> bool:
     raise HudiOptionError(f"option {key} must be true or false, got {value!r}")
 
 
+def _choice(opts: Mapping[str, Any], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    """A lower-cased option value that must be one of ``allowed``."""
+    value = str(opts.get(key, default)).strip().lower()
+    if value not in allowed:
+        raise HudiOptionError(f"option {key}: unknown value {value!r}; use one of {', '.join(allowed)}")
+    return value
+
+
 def _positive_int(key: str, value: Any, allow_zero: bool = False) -> int:
     try:
         number = int(str(value))
@@ -112,13 +120,8 @@ class WriteOptions:
         keys = _fields(opts.get(RECORD_KEY))
         if not keys:
             raise HudiOptionError(f"option {RECORD_KEY} is required (one or several comma-separated columns)")
-        operation = str(opts.get(OPERATION, "upsert")).strip().lower()
-        if operation not in OPERATIONS:
-            raise HudiOptionError(
-                f"option {OPERATION}: unknown operation {operation!r}; use one of {', '.join(OPERATIONS)}")
-        engine = str(opts.get(ENGINE, "native")).strip().lower()
-        if engine not in ENGINES:
-            raise HudiOptionError(f"option {ENGINE}: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        operation = _choice(opts, OPERATION, "upsert", OPERATIONS)
+        engine = _choice(opts, ENGINE, "native", ENGINES)
         table_type = str(opts.get(TABLE_TYPE, "COPY_ON_WRITE")).upper()
         if table_type != "COPY_ON_WRITE":
             raise HudiOptionError(f"option {TABLE_TYPE}: only COPY_ON_WRITE tables are written, got {table_type!r}")
@@ -164,13 +167,8 @@ class ReadOptions:
         if unknown:
             raise HudiOptionError(
                 f"unknown read option(s): {', '.join(unknown)}; known: {', '.join(sorted(READ_KEYS))}")
-        query_type = str(opts.get(QUERY_TYPE, "snapshot")).strip().lower()
-        if query_type not in QUERY_TYPES:
-            raise HudiOptionError(
-                f"option {QUERY_TYPE}: unknown query type {query_type!r}; use snapshot or incremental")
-        engine = str(opts.get(ENGINE, "native")).strip().lower()
-        if engine not in ENGINES:
-            raise HudiOptionError(f"option {ENGINE}: unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        query_type = _choice(opts, QUERY_TYPE, "snapshot", QUERY_TYPES)
+        engine = _choice(opts, ENGINE, "native", ENGINES)
         begin = str(opts[BEGIN]) if opts.get(BEGIN) not in (None, "") else None
         end = str(opts[END]) if opts.get(END) not in (None, "") else None
         as_of = str(opts[AS_OF]) if opts.get(AS_OF) not in (None, "") else None
