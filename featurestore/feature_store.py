@@ -111,18 +111,22 @@ class FeatureStore:
                     raise FeatureGroupError(f"{role} column(s) {', '.join(map(repr, missing))} are not features of "
                                             f"'{name}' (features: {', '.join(sorted(names))})")
         version = version or self.registry.next_version(self.id, name)
-        user = getpass.getuser()
-        record = self.registry.create_feature_group({
-            "feature_store_id": self.id, "name": name, "version": version, "kind": "cached",
-            "description": description, "primary_key": pk, "event_time": event_time,
+        record = self._register(name, version, {
+            "kind": "cached", "description": description, "primary_key": pk, "event_time": event_time,
             "partition_key": partitions, "precombine_key": precombine_key, "online_enabled": online_enabled,
             "location": str(self.location / f"{name}_{version}"),
             "features": [f.to_dict() for f in feature_list],
             "options": {"statistics_config": statistics_config or {},
                         "feature_descriptions": dict(feature_descriptions or {})},
-            "connector_id": None, "created_by": user, "updated_by": user,
+            "connector_id": None,
         })
         return self._wrap(record)
+
+    def _register(self, name: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Insert a feature group version record, stamped with this store and the current user."""
+        user = getpass.getuser()
+        return self.registry.create_feature_group({"feature_store_id": self.id, "name": name, "version": version,
+                                                   **fields, "created_by": user, "updated_by": user})
 
     def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
         """A feature group version (None = the latest)."""
@@ -199,13 +203,11 @@ class FeatureStore:
             raise FeatureGroupError(f"column(s) {', '.join(map(repr, missing))} not in the result of the query of "
                                     f"external feature group '{name}'")
         version = version or self.registry.next_version(self.id, name)
-        user = getpass.getuser()
-        record = self.registry.create_feature_group({
-            "feature_store_id": self.id, "name": name, "version": version, "kind": "external",
-            "description": description, "primary_key": pk, "event_time": event_time, "partition_key": [],
-            "precombine_key": None, "online_enabled": False, "location": None,
+        record = self._register(name, version, {
+            "kind": "external", "description": description, "primary_key": pk, "event_time": event_time,
+            "partition_key": [], "precombine_key": None, "online_enabled": False, "location": None,
             "features": [f.to_dict() for f in features_from_schema(schema, pk, [])],
-            "options": {"query": query}, "connector_id": conn["id"], "created_by": user, "updated_by": user,
+            "options": {"query": query}, "connector_id": conn["id"],
         })
         return ExternalFeatureGroup(self, record)
 
