@@ -2,6 +2,7 @@
 # Set-up command: installs everything this project needs on a fresh Debian machine (run as root).
 # Idempotent: packages already present are not reinstalled; an existing .venv is reused.
 #   - Debian packages: mariadb-server, mariadb-client, libmariadb-java (MariaDB Connector/J),
+#     chromium (headless, renders the statistics report in the tests),
 #     a Java 17 runtime and Python 3.11 with venv, when missing;
 #   - .venv/ at the repository root with the package installed editable and every dependency
 #     pinned by constraints.txt.
@@ -10,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
 need=()
-for pkg in mariadb-server mariadb-client libmariadb-java; do
+for pkg in mariadb-server mariadb-client libmariadb-java chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)

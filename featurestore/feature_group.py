@@ -51,7 +51,7 @@ class Feature:
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What ``insert`` did: the commit id and row counts (the validation report comes later)."""
+    """What ``insert`` did: the commit id, row counts, where it was written and the validation report."""
 
     commit_id: str | None
     operation: str
@@ -59,6 +59,7 @@ class WriteResult:
     rows_updated: int = 0
     rows_deleted: int = 0
     storage: str = "offline"
+    validation: Any = None  # the ValidationReport of the batch, if the feature group has a suite
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -198,17 +199,32 @@ class FeatureGroup:
             return T.StructType([T.StructField(n, registered[n].data_type, True) for n in registered] + added)
         return None
 
-    def insert(self, df: DataFrame, operation: str = "upsert",
-               write_options: dict[str, Any] | None = None) -> WriteResult:
+    def insert(self, df: DataFrame, operation: str = "upsert", write_options: dict[str, Any] | None = None,
+               storage: str | None = None, validation_options: dict[str, Any] | None = None) -> WriteResult:
         """Write ``df`` as one commit (``upsert`` by default; also ``insert``, ``bulk_insert``,
-        ``insert_overwrite``). The first insert creates the Hudi table."""
+        ``insert_overwrite``). The first insert creates the Hudi table.
+
+        The batch is validated against the feature group's expectation suite before anything is
+        written. ``storage``: None writes offline and, for online-enabled feature groups, through to
+        the online store after the offline commit; ``"offline"`` or ``"online"`` writes only there.
+        """
         if operation not in ("upsert", "insert", "bulk_insert", "insert_overwrite", "insert_overwrite_table"):
             raise FeatureGroupError(f"unknown operation {operation!r} for insert; use upsert, insert, "
                                     "bulk_insert, insert_overwrite or insert_overwrite_table")
+        if storage not in (None, "offline", "online"):
+            raise FeatureGroupError(f"unknown storage {storage!r}; use None (both), 'offline' or 'online'")
+        if storage == "online" and not self.online_enabled:
+            raise FeatureGroupError(f"feature group '{self.name}' v{self.version} is not online-enabled; "
+                                    "storage='online' needs online_enabled=True")
         evolved = self._check_input(df)
         registered = self.schema.fieldNames()
         order = registered + [c for c in df.columns if c not in registered]
         df = df.select(*[F.col(f"`{c}`") for c in order])
+        validation = self._validate_before_write(df, validation_options)
+        if storage == "online":
+            online = self._write_online(df, None)
+            return WriteResult(None, operation, storage="online", validation=validation,
+                               details={"online": online})
         result = hudi.write(df, self.location, self._hudi_options(operation, write_options))
         if evolved is not None:
             descriptions = dict(self._record["options"].get("feature_descriptions") or {})
@@ -217,9 +233,31 @@ class FeatureGroup:
             self._record = self._fs.registry.update_feature_group(
                 self.id, getpass.getuser(), features=[f.to_dict() for f in features])
         self._sync_commits()
+        self._after_commit(df, result.instant_time, validation)
+        details: dict[str, Any] = {"files": result.files_written, "partitions": list(result.partitions)}
+        written = "offline"
+        if storage is None and self.online_enabled:
+            details["online"] = self._write_online(df, result.instant_time)
+            written = "offline+online"
         return WriteResult(result.instant_time, operation, result.rows_inserted, result.rows_updated,
-                           result.rows_deleted, details={"files": result.files_written,
-                                                         "partitions": list(result.partitions)})
+                           result.rows_deleted, storage=written, validation=validation, details=details)
+
+    # -- quality hooks (featurestore.quality) ------------------------------------------------
+    def _validate_before_write(self, df: DataFrame, validation_options: dict[str, Any] | None) -> Any:
+        """Validate the batch against the expectation suite; raises ValidationError if STRICT fails."""
+        return None
+
+    def _after_commit(self, df: DataFrame, commit_id: str, validation: Any) -> None:
+        """Record the validation report and statistics of a commit."""
+
+    # -- online hooks (featurestore.online) --------------------------------------------------
+    def _write_online(self, df: DataFrame, commit_id: str | None) -> dict[str, Any] | None:
+        """Upsert the batch into the online store (write-through); returns what was written."""
+        return None
+
+    def _delete_online(self, keys_df: DataFrame, commit_id: str) -> dict[str, Any] | None:
+        """Delete the given keys from the online store after an offline delete commit."""
+        return None
 
     def delete_records(self, keys_df: DataFrame) -> WriteResult:
         """Delete the rows whose primary key (and partition key) appear in ``keys_df``."""
@@ -231,7 +269,10 @@ class FeatureGroup:
             return WriteResult(None, "delete")
         result = hudi.write(keys_df.select(*needed), self.location, self._hudi_options("delete", None))
         self._sync_commits()
-        return WriteResult(result.instant_time, "delete", rows_deleted=result.rows_deleted)
+        details: dict[str, Any] = {}
+        if self.online_enabled:
+            details["online"] = self._delete_online(keys_df.select(*needed), result.instant_time)
+        return WriteResult(result.instant_time, "delete", rows_deleted=result.rows_deleted, details=details)
 
     # -- reads -------------------------------------------------------------------------------
     def _empty(self) -> DataFrame:
@@ -335,6 +376,12 @@ class FeatureGroup:
             if f.name == name:
                 return f
         raise FeatureGroupError(f"feature group '{self.name}' has no feature '{name}'")
+
+    # -- quality: suites, validation, statistics (featurestore.quality) ---------------------
+
+    # -- online store (featurestore.online) --------------------------------------------------
+
+    # -- queries (featurestore.query) --------------------------------------------------------
 
     def delete(self) -> None:
         """Delete the Hudi table and every registry record of this version."""

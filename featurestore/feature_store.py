@@ -227,3 +227,9 @@ class FeatureStore:
         for k, v in (conn["options"] or {}).items():
             reader = reader.option(k, v)
         return reader.load()
+
+    # -- quality -------------------------------------------------------------------------------
+
+    # -- online store --------------------------------------------------------------------------
+
+    # -- queries and training data ---------------------------------------------------------------

@@ -116,8 +116,21 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
     return run
 
 
+# -- quality (migration 2): expectation suites, validation reports, metrics, statistics -------
+QUALITY_TABLES: tuple[Table, ...] = ()
+
+# -- online store (migration 3): materialization state --------------------------------------
+ONLINE_TABLES: tuple[Table, ...] = ()
+
+# -- training data (migration 4): training datasets, feature views --------------------------
+TRAINING_TABLES: tuple[Table, ...] = ()
+
+
 # (version, description, function): append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "feature stores, connectors, feature groups, tags, commits",
      _create(feature_stores, connectors, feature_groups, tags, commits)),
+    (2, "expectation suites, validation reports, metrics history, statistics", _create(*QUALITY_TABLES)),
+    (3, "online store materialization state", _create(*ONLINE_TABLES)),
+    (4, "training datasets and feature views", _create(*TRAINING_TABLES)),
 ]

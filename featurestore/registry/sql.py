@@ -240,6 +240,12 @@ class Registry:
             raise RegistryError(f"connector '{name or connector_id}' not found")
         return dict(row)
 
+    # -- quality -------------------------------------------------------------------------------
+
+    # -- online store --------------------------------------------------------------------------
+
+    # -- training data -------------------------------------------------------------------------
+
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
