@@ -18,10 +18,17 @@ from featurestore.feature_group import (  # noqa: E402
     WriteResult,
 )
 from featurestore.feature_store import FeatureStore, connect  # noqa: E402
+from featurestore.online import OnlineStoreError  # noqa: E402
+from featurestore.quality import Check, CheckLevel, ExpectationSuite, ValidationError, ValidationReport  # noqa: E402
+from featurestore.query import Query, QueryError  # noqa: E402
+from featurestore.training import TrainingDataset, TrainingDatasetError  # noqa: E402
 
 __all__ = [
+    "Check",
+    "CheckLevel",
     "Config",
     "ConfigError",
+    "ExpectationSuite",
     "ExternalFeatureGroup",
     "Feature",
     "FeatureGroup",
@@ -29,8 +36,15 @@ __all__ = [
     "FeatureStore",
     "FeatureStoreError",
     "ServiceError",
+    "ValidationError",
+    "ValidationReport",
     "WriteResult",
     "__version__",
     "connect",
     "load_config",
+    "Query",
+    "QueryError",
+    "TrainingDataset",
+    "TrainingDatasetError",
+    "OnlineStoreError",
 ]

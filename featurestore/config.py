@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
         "password": _s((str, NONE), None, "Online store password if not in the URL (prefer the env var).", True),
         "batch_size": _s(int, 1000, "Rows per batched upsert statement."),
         "max_connections": _s(int, 4, "Upper bound on concurrent online-store writer connections."),
+        "pool_size": _s(int, 8, "Connections in the feature-vector serving pool (callers wait when all are busy)."),
     },
     "spark": {
         "master": _s(str, "local[*]", "Spark master URL used by get_session()."),

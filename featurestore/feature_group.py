@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,14 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore import hudi
+from featurestore import hudi, provenance
 from featurestore.errors import FeatureStoreError
 from featurestore.hudi.timeline import instant_to_datetime, normalize_instant
 
 if TYPE_CHECKING:
     from featurestore.feature_store import FeatureStore
+
+log = logging.getLogger(__name__)
 
 EVENT_TIME_TYPES = (T.TimestampType, T.DateType, T.LongType, T.IntegerType)
 
@@ -148,7 +151,8 @@ class FeatureGroup:
         return f"FeatureGroup({self.name!r}, version={self.version}, primary_key={self.primary_key})"
 
     # -- writes ------------------------------------------------------------------------------
-    def _hudi_options(self, operation: str, write_options: dict[str, Any] | None) -> dict[str, Any]:
+    def _hudi_options(self, operation: str, write_options: dict[str, Any] | None,
+                      prov: dict[str, Any] | None = None) -> dict[str, Any]:
         opts = {
             "hoodie.table.name": self.table_name,
             "hoodie.datasource.write.recordkey.field": ",".join(self.primary_key),
@@ -161,8 +165,32 @@ class FeatureGroup:
         }
         if self.precombine_key:
             opts["hoodie.datasource.write.precombine.field"] = self.precombine_key
+        if prov is not None:
+            opts.update(provenance.commit_metadata(prov))
         opts.update(write_options or {})
         return opts
+
+    def _record_provenance(self, prov: dict[str, Any], commit_id: str) -> None:
+        """Store what produced a commit (script/notebook content once per hash)."""
+        try:
+            self._fs.registry.add_provenance({
+                "entity_type": "commit", "feature_group_id": self.id, "commit_id": commit_id, "entity_id": None,
+                **{k: prov[k] for k in ("kind", "path", "sha256", "git_commit", "git_dirty", "user", "host",
+                                        "python", "argv", "packages")},
+                "captured_at": dt.datetime.fromisoformat(prov["captured_at"]).replace(tzinfo=None),
+            }, prov["content"])
+        except Exception as exc:  # noqa: BLE001 - the commit stands; provenance is best effort after it
+            log.warning("provenance of commit %s was not stored: %s", commit_id, exc)
+
+    def get_provenance(self, commit_id: str | None = None) -> dict[str, Any] | None:
+        """What produced a commit (default: the newest): kind (script | notebook | interactive), path,
+        sha256, git commit, user, host, packages, and ``content`` (the script or .ipynb), or None."""
+        rows = self._fs.registry.get_provenance("commit", self.id, normalize_instant(commit_id) if commit_id else None)
+        if not rows:
+            return None
+        row = rows[0]
+        content = self._fs.registry.get_code(row["sha256"]) if row["sha256"] else None
+        return {**{k: v for k, v in row.items() if k not in ("id", "entity_type", "entity_id")}, "content": content}
 
     def _check_input(self, df: DataFrame) -> T.StructType | None:
         """Validate ``df`` against the feature group; returns the evolved schema if it changes."""
@@ -225,7 +253,8 @@ class FeatureGroup:
             online = self._write_online(df, None)
             return WriteResult(None, operation, storage="online", validation=validation,
                                details={"online": online})
-        result = hudi.write(df, self.location, self._hudi_options(operation, write_options))
+        prov = provenance.capture()
+        result = hudi.write(df, self.location, self._hudi_options(operation, write_options, prov))
         if evolved is not None:
             descriptions = dict(self._record["options"].get("feature_descriptions") or {})
             descriptions.update({f.name: f.description for f in self.features if f.description})
@@ -233,6 +262,7 @@ class FeatureGroup:
             self._record = self._fs.registry.update_feature_group(
                 self.id, getpass.getuser(), features=[f.to_dict() for f in features])
         self._sync_commits()
+        self._record_provenance(prov, result.instant_time)
         self._after_commit(df, result.instant_time, validation)
         details: dict[str, Any] = {"files": result.files_written, "partitions": list(result.partitions)}
         written = "offline"
@@ -242,22 +272,56 @@ class FeatureGroup:
         return WriteResult(result.instant_time, operation, result.rows_inserted, result.rows_updated,
                            result.rows_deleted, storage=written, validation=validation, details=details)
 
+    def insert_stream(self, df: DataFrame, checkpoint_location: str, trigger: dict[str, Any] | None = None,
+                      query_name: str | None = None, operation: str = "upsert",
+                      write_options: dict[str, Any] | None = None) -> Any:
+        """Write a streaming DataFrame: each micro-batch is validated and upserted as one commit, exactly
+        once across restarts from ``checkpoint_location``. ``trigger``: ``{"processingTime": "10
+        seconds"}``, ``{"availableNow": True}`` or ``{"once": True}``. Returns the ``StreamingQuery``."""
+        from featurestore.streaming import insert_stream
+
+        return insert_stream(self, df, checkpoint_location, trigger, query_name, operation, write_options)
+
     # -- quality hooks (featurestore.quality) ------------------------------------------------
     def _validate_before_write(self, df: DataFrame, validation_options: dict[str, Any] | None) -> Any:
         """Validate the batch against the expectation suite; raises ValidationError if STRICT fails."""
-        return None
+        from featurestore.quality import gate
+
+        return gate.validate_before_write(self, df, validation_options)
 
     def _after_commit(self, df: DataFrame, commit_id: str, validation: Any) -> None:
         """Record the validation report and statistics of a commit."""
+        from featurestore.quality import gate
+
+        gate.after_commit(self, df, commit_id, validation)
 
     # -- online hooks (featurestore.online) --------------------------------------------------
     def _write_online(self, df: DataFrame, commit_id: str | None) -> dict[str, Any] | None:
-        """Upsert the batch into the online store (write-through); returns what was written."""
-        return None
+        """Upsert the batch into the online store (write-through); returns what was written.
+
+        After an offline commit the rows of that commit are read back from Hudi, so the online
+        rows are exactly the offline ones (including keys a replace removed); without a commit
+        (``storage="online"``) the batch's latest row per key is written.
+        """
+        from featurestore.online import sync as M
+
+        if commit_id is None:
+            return M.write_batch(self, df)
+        begin = max([c["instant"] for c in M._commits(self) if c["instant"] < commit_id], default=M.FIRST_INSTANT)
+        try:
+            return M.sync_range(self, begin, commit_id)
+        except M.OnlineStoreError as exc:
+            raise M.OnlineStoreError(f"offline commit {commit_id} of '{self.name}' v{self.version} succeeded but the "
+                                     f"online write failed ({exc}); fs.materialize(fg) catches up") from None
 
     def _delete_online(self, keys_df: DataFrame, commit_id: str) -> dict[str, Any] | None:
         """Delete the given keys from the online store after an offline delete commit."""
-        return None
+        from featurestore.online import sync as M
+
+        # only keys really gone offline (a key given with the wrong partition value stays)
+        gone = keys_df.select(*self.primary_key).join(self.read(as_of=commit_id).select(*self.primary_key),
+                                                      self.primary_key, "left_anti")
+        return {"deleted": M.delete_keys(self, gone)}
 
     def delete_records(self, keys_df: DataFrame) -> WriteResult:
         """Delete the rows whose primary key (and partition key) appear in ``keys_df``."""
@@ -267,8 +331,10 @@ class FeatureGroup:
             raise FeatureGroupError(f"delete_records needs column(s) {', '.join(repr(c) for c in missing)}")
         if not hudi_table_exists(self.location):
             return WriteResult(None, "delete")
-        result = hudi.write(keys_df.select(*needed), self.location, self._hudi_options("delete", None))
+        prov = provenance.capture()
+        result = hudi.write(keys_df.select(*needed), self.location, self._hudi_options("delete", None, prov))
         self._sync_commits()
+        self._record_provenance(prov, result.instant_time)
         details: dict[str, Any] = {}
         if self.online_enabled:
             details["online"] = self._delete_online(keys_df.select(*needed), result.instant_time)
@@ -278,8 +344,14 @@ class FeatureGroup:
     def _empty(self) -> DataFrame:
         return self._fs.spark.createDataFrame(self._fs.spark.sparkContext.emptyRDD(), self.schema)
 
-    def read(self, as_of: str | dt.datetime | None = None, include_meta: bool = False) -> DataFrame:
-        """The snapshot as a Spark DataFrame, or the state as of a commit id or a time."""
+    def read(self, as_of: str | dt.datetime | None = None, include_meta: bool = False,
+             online: bool = False) -> DataFrame:
+        """The snapshot as a Spark DataFrame, or the state as of a commit id or a time.
+
+        ``online=True`` reads the online table instead (Spark JDBC; on SQLite through the driver).
+        """
+        if online:
+            return self._read_online(as_of, include_meta)
         if not hudi_table_exists(self.location):
             return self._empty()
         options = {"as.of.instant": normalize_instant(as_of)} if as_of is not None else {}
@@ -378,10 +450,156 @@ class FeatureGroup:
         raise FeatureGroupError(f"feature group '{self.name}' has no feature '{name}'")
 
     # -- quality: suites, validation, statistics (featurestore.quality) ---------------------
+    @property
+    def statistics_config(self) -> dict[str, Any]:
+        """Effective statistics config: enabled, histograms, correlations, exact_uniqueness, columns."""
+        from featurestore.quality.statistics import statistics_config
+
+        return statistics_config(self._record["options"].get("statistics_config"))
+
+    def save_expectation_suite(self, suite: Any, validation_policy: str = "STRICT") -> FeatureGroup:
+        """Attach an expectation suite (an ExpectationSuite, Check(s), or a YAML/JSON path) that every
+        insert is validated against; ``validation_policy`` STRICT rejects failing batches, ALWAYS
+        writes them and records the report."""
+        from featurestore.quality import gate
+        from featurestore.quality.suite import as_suite
+
+        made = as_suite(suite)
+        if made is None:
+            raise FeatureGroupError("save_expectation_suite needs a suite (use delete_expectation_suite to remove)")
+        data = made.to_data()  # raises on callables, which cannot be stored
+        self._fs.registry.set_expectation_suite(self.id, data, gate.check_policy(validation_policy),
+                                                getpass.getuser())
+        return self
+
+    def get_expectation_suite(self) -> Any:
+        """The attached ExpectationSuite, or None."""
+        from featurestore.quality import gate
+
+        return gate.load_feature_group_suite(self)[0]
+
+    @property
+    def validation_policy(self) -> str | None:
+        """STRICT or ALWAYS (None without a suite)."""
+        record = self._fs.registry.get_expectation_suite(self.id)
+        return record["policy"] if record else None
+
+    def delete_expectation_suite(self) -> bool:
+        """Detach the suite; True if there was one."""
+        return self._fs.registry.delete_expectation_suite(self.id)
+
+    def validate(self, df: DataFrame, suite: Any = None, save_report: bool = False, engine: str = "native") -> Any:
+        """Dry run: the ValidationReport of ``df`` against the feature group's suite (or ``suite``);
+        nothing is written (the report is stored as ``dry_run`` if ``save_report``)."""
+        from featurestore.quality import gate
+        from featurestore.quality.suite import as_suite, verify
+
+        made = as_suite(suite) if suite is not None else self.get_expectation_suite()
+        if made is None:
+            raise FeatureGroupError(f"feature group '{self.name}' v{self.version} has no expectation suite; "
+                                    "pass suite= or call save_expectation_suite first")
+        report = verify(df, made, gate.history_lookup(self), engine=engine)
+        report.outcome = "dry_run"
+        if save_report:
+            report.id = self._fs.registry.add_validation_report(self.id, report.to_dict(), "dry_run", None, None, {})
+        return report
+
+    def get_validation_history(self, limit: int | None = None) -> list[Any]:
+        """Stored validation reports, newest first, each with ``commit_id`` and ``outcome``
+        (accepted, rejected or dry_run)."""
+        from featurestore.quality.suite import ValidationReport
+
+        return [ValidationReport.from_dict(r["report"], id=r["id"], commit_id=r["commit_id"], outcome=r["outcome"],
+                                           policy=r["policy"])
+                for r in self._fs.registry.list_validation_reports(self.id, limit)]
+
+    def get_metric_history(self, analyzer: str) -> list[tuple[str | None, float]]:
+        """``(commit_id, value)`` of a metric (e.g. ``"Mean(amount)"``) over accepted inserts, oldest first."""
+        return self._fs.registry.metric_history(self.id, analyzer)
+
+    def get_statistics(self, commit_id: str | None = None) -> dict[str, Any] | None:
+        """Statistics of a commit's data (default: the newest stored), or None."""
+        rows = self._fs.registry.list_statistics(self.id, commit_id=normalize_instant(commit_id)
+                                                 if commit_id else None)
+        if not rows:
+            return None
+        return {"commit_id": rows[0]["commit_id"], "kind": rows[0]["kind"],
+                "computed_at": rows[0]["computed_at"].isoformat() + "Z", **rows[0]["stats"]}
+
+    def get_all_statistics(self) -> list[dict[str, Any]]:
+        """Every stored statistics record, oldest first (the report plots them across commits)."""
+        return [{"commit_id": r["commit_id"], "kind": r["kind"], "computed_at": r["computed_at"].isoformat() + "Z",
+                 **r["stats"]} for r in reversed(self._fs.registry.list_statistics(self.id))]
+
+    def compute_statistics(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Statistics over the whole current snapshot, stored with ``kind="table"`` and the latest commit id."""
+        from featurestore.quality.statistics import compute_statistics
+
+        cfg = {**self._record["options"].get("statistics_config", {}), **(config or {}), "enabled": True}
+        stats = compute_statistics(self.read(), cfg)
+        latest = next(iter(self.commit_details(limit=1)), None)
+        self._fs.registry.add_statistics(self.id, latest, "table", stats)
+        return {"commit_id": latest, "kind": "table", **stats}
+
+    def statistics_report(self, path: str | None = None) -> str:
+        """Write the static HTML statistics report (plots embedded; viewable offline); returns its path."""
+        from featurestore.quality.report import write_report
+
+        return write_report(self, path)
 
     # -- online store (featurestore.online) --------------------------------------------------
+    def _read_online(self, as_of: Any, include_meta: bool) -> DataFrame:
+        if as_of is not None or include_meta:
+            raise FeatureGroupError("read(online=True) reads the latest online rows: as_of and include_meta "
+                                    "are not supported")
+        if not self.online_enabled:
+            raise FeatureGroupError(f"feature group '{self.name}' v{self.version} is not online-enabled")
+        from featurestore.online import read_online
+
+        return read_online(self)
+
+    def materialize(self, mode: str = "incremental") -> dict[str, Any]:
+        """Sync this feature group's online table (same as ``fs.materialize(fg, mode)``)."""
+        return self._fs.materialize(self, mode)
+
+    @property
+    def online_ttl(self) -> int | None:
+        """Online TTL in seconds: older rows (by event time) are not served and are purged."""
+        return (self._record.get("options") or {}).get("online_ttl_seconds")
+
 
     # -- queries (featurestore.query) --------------------------------------------------------
+    def select_all(self) -> Any:
+        """A :class:`~featurestore.query.Query` of every feature (keys and event time included)."""
+        from featurestore.query import Query
+
+        return Query(self, [f.name for f in self.features])
+
+    def select(self, features: list[str]) -> Any:
+        """A :class:`~featurestore.query.Query` of the named features, in that order."""
+        from featurestore.query import Query, QueryError
+
+        if isinstance(features, str) or not features:
+            raise QueryError(f"select on '{self.name}' needs a non-empty list of feature names")
+        return Query(self, list(features))
+
+    def select_except(self, features: list[str]) -> Any:
+        """A query of every feature except those named."""
+        from featurestore.query import QueryError
+
+        unknown = [f for f in features if f not in [x.name for x in self.features]]
+        if unknown:
+            raise QueryError(f"feature group '{self.name}' has no feature(s) {', '.join(map(repr, unknown))}")
+        return self.select([f.name for f in self.features if f.name not in features])
+
+    def filter(self, condition: Any) -> Any:
+        """``select_all().filter(condition)``: rows matching a Column or SQL condition."""
+        return self.select_all().filter(condition)
+
+    def as_of(self, commit_or_time: Any) -> Any:
+        """``select_all().as_of(commit_or_time)``: the feature group as of a commit id or time."""
+        return self.select_all().as_of(commit_or_time)
+
 
     def delete(self) -> None:
         """Delete the Hudi table and every registry record of this version."""

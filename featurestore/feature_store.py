@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import os
 import re
@@ -81,12 +82,19 @@ class FeatureStore:
         online_enabled: bool = False,
         features: list[Feature] | T.StructType | None = None,
         feature_descriptions: dict[str, str] | None = None,
-        statistics_config: dict[str, Any] | None = None,
+        statistics_config: dict[str, Any] | bool | None = None,
+        expectation_suite: Any = None,
+        validation_policy: str = "STRICT",
+        online_ttl: int | float | dt.timedelta | None = None,
     ) -> FeatureGroup:
         """Register a new feature group version (``version=None``: the next free one).
 
         ``features`` declares the schema up front (a StructType or Features); otherwise the first
-        insert defines it. The Hudi table is created by the first insert.
+        insert defines it. The Hudi table is created by the first insert. ``expectation_suite`` (a
+        suite, Check(s) or a YAML/JSON path) validates every insert under ``validation_policy``
+        (STRICT rejects a failing batch, ALWAYS writes it and records the report);
+        ``statistics_config`` (``{"enabled", "histograms", "correlations", "exact_uniqueness",
+        "columns"}``, or False) controls the statistics stored for every commit.
         """
         check_name(name, "feature group")
         pk = [primary_key] if isinstance(primary_key, str) else list(primary_key or [])
@@ -110,17 +118,31 @@ class FeatureStore:
                 if missing:
                     raise FeatureGroupError(f"{role} column(s) {', '.join(map(repr, missing))} are not features of "
                                             f"'{name}' (features: {', '.join(sorted(names))})")
+        # Suite, policy and statistics config are checked before anything is registered.
+        from featurestore.quality import gate
+        from featurestore.quality.statistics import statistics_config as check_statistics_config
+        from featurestore.quality.suite import as_suite
+
+        check_statistics_config(statistics_config)
+        policy = gate.check_policy(validation_policy)
+        made_suite = as_suite(expectation_suite)
+        suite_data = made_suite.to_data() if made_suite is not None else None
         version = version or self.registry.next_version(self.id, name)
         record = self._register(name, version, {
             "kind": "cached", "description": description, "primary_key": pk, "event_time": event_time,
             "partition_key": partitions, "precombine_key": precombine_key, "online_enabled": online_enabled,
             "location": str(self.location / f"{name}_{version}"),
             "features": [f.to_dict() for f in feature_list],
-            "options": {"statistics_config": statistics_config or {},
-                        "feature_descriptions": dict(feature_descriptions or {})},
+            "options": {"statistics_config": ({"enabled": False} if statistics_config is False
+                                              else dict(statistics_config or {})),
+                        "feature_descriptions": dict(feature_descriptions or {}),
+                        **self._online_ttl_option(online_ttl, event_time)},
             "connector_id": None,
         })
-        return self._wrap(record)
+        fg = self._wrap(record)
+        if suite_data is not None:
+            self.registry.set_expectation_suite(fg.id, suite_data, policy, getpass.getuser())
+        return fg
 
     def _register(self, name: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Insert a feature group version record, stamped with this store and the current user."""
@@ -231,5 +253,122 @@ class FeatureStore:
     # -- quality -------------------------------------------------------------------------------
 
     # -- online store --------------------------------------------------------------------------
+    @staticmethod
+    def _online_ttl_option(ttl: int | float | dt.timedelta | None, event_time: str | None) -> dict[str, Any]:
+        """``{"online_ttl_seconds": n}`` for a TTL (seconds or timedelta), checked."""
+        if ttl is None:
+            return {}
+        seconds = ttl.total_seconds() if isinstance(ttl, dt.timedelta) else ttl
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise FeatureGroupError(f"online_ttl must be a positive number of seconds or a timedelta, got {ttl!r}")
+        if not event_time:
+            raise FeatureGroupError("online_ttl needs an event_time column to age rows by")
+        return {"online_ttl_seconds": int(seconds)}
+
+
+    @property
+    def online_store(self) -> Any:
+        """The :class:`~featurestore.online.OnlineStore` of this feature store (``online.*`` settings)."""
+        if getattr(self, "_online_store", None) is None:
+            from featurestore.online import OnlineStore
+
+            self._online_store = OnlineStore(self.config.online_url, self.config.get("online.password"), self.name,
+                                             self.config.get("online.batch_size"),
+                                             self.config.get("online.max_connections"))
+        return self._online_store
+
+    def _online_server(self) -> Any:
+        if getattr(self, "_online_srv", None) is None:
+            from featurestore.online import Server
+
+            self._online_srv = Server(self.online_store, self.config.get("online.pool_size"))
+        return self._online_srv
+
+    def materialize(self, fg: FeatureGroup, mode: str = "incremental") -> dict[str, Any]:
+        """Sync the online table of ``fg`` from its offline commits (``incremental`` or ``full``).
+
+        Returns ``{"mode", "begin", "end", "rows", "deleted", "expired", ...}``; the last
+        materialized commit is recorded only after every online write succeeded.
+        """
+        from featurestore.online import materialize
+
+        return materialize(fg, mode)
+
+    def get_feature_vector(self, target: Any, entry: dict[str, Any], features: list[str] | None = None,
+                           on_missing: str = "none") -> dict[str, Any]:
+        """The latest feature values of one primary key: ``{feature: value}``.
+
+        ``target``: a feature group, or a list of feature groups (or ``(feature group, features)``
+        pairs) joined by key. A missing key gives None values (``on_missing="raise"``: KeyError).
+        """
+        return self.get_feature_vectors(target, [entry], features, on_missing)[0]
+
+    def get_feature_vectors(self, target: Any, entries: list[dict[str, Any]], features: list[str] | None = None,
+                            on_missing: str = "none") -> list[dict[str, Any]]:
+        """Feature vectors of many keys: one batched lookup per feature group."""
+        from featurestore.online.serving import normalize_target
+
+        return self._online_server().vectors(normalize_target(target, features), entries, on_missing)
+
 
     # -- queries and training data ---------------------------------------------------------------
+    def get_features(self, features: list[str]) -> Any:
+        """A :class:`~featurestore.query.Query` of features by name (``"f"`` or ``"fg_name.f"``): each is found
+        in the latest version of the feature group holding it (ambiguity is an error listing the
+        candidates) and the feature groups are joined on the primary-key columns they share."""
+        from featurestore.query import resolve_features
+
+        return resolve_features(self, features)
+
+    def get_training_data(self, spine: DataFrame, features_or_query: Any, spine_event_time: str = "ts",
+                          ttl: Any = None, as_known_at_spine_time: bool = False) -> DataFrame:
+        """Point-in-time correct features for every spine row (keys + time + labels).
+
+        ``features_or_query``: a Query, a list of Queries or feature names (feature groups need not share
+        keys: each joins the spine on its own). For each feature group, the latest row
+        whose event time is <= the spine time (and newer than ``ttl``, a ``datetime.timedelta``) joins on
+        the feature group's primary key minus its event time; no match gives nulls. With
+        ``as_known_at_spine_time`` a row version also needs its Hudi commit time <= the spine time.
+        """
+        from featurestore.query import point_in_time
+        from featurestore.query.planner import as_queries
+
+        queries = as_queries(self, features_or_query)
+        return point_in_time(self, spine, queries, spine_event_time, ttl, as_known_at_spine_time)[0]
+
+    def create_training_dataset(self, name: str, version: int | None = None, query: Any = None,
+                                features: list[str] | None = None, spine: Any = None,
+                                spine_event_time: str | None = None, label: list[str] | str | None = None,
+                                data_format: str = "parquet", splits: dict[str, Any] | None = None,
+                                seed: int | None = None, description: str = "", ttl: Any = None,
+                                as_known_at_spine_time: bool = False) -> Any:
+        """Materialize a training dataset version under ``<warehouse>/<store>/training_datasets/<name>_<version>``.
+
+        Rows: ``query`` (or ``features`` by name) read as of the current commits, or point-in-time joined to
+        ``spine`` (a DataFrame, stored with the dataset, or a Query) on ``spine_event_time`` (default: the
+        spine query's event time, else ``ts``). ``splits``: ``{"train": 0.8, "test": 0.2}`` (seeded hash of
+        the row) or ``{"train": {"end": t}, "test": {"start": t}}`` (time ranges). The registry records the
+        commit read from every feature group, the feature order, the spine and the splits.
+        """
+        from featurestore.training import create
+
+        return create(self, name, version, query=query, features=features, spine=spine,
+                      spine_event_time=spine_event_time, label=label, data_format=data_format, splits=splits,
+                      seed=seed, description=description, ttl=ttl, as_known_at_spine_time=as_known_at_spine_time)
+
+    def get_training_dataset(self, name: str, version: int | None = None) -> Any:
+        """A training dataset version (None = the latest)."""
+        from featurestore.training import TrainingDataset, TrainingDatasetError
+
+        record = self.registry.find_training_dataset(self.id, name, version)
+        if record is None:
+            which = f"version {version}" if version is not None else "any version"
+            raise TrainingDatasetError(f"training dataset '{name}' ({which}) not found in feature store "
+                                       f"'{self.name}'")
+        return TrainingDataset(self, record)
+
+    def get_training_datasets(self, name: str | None = None) -> list[Any]:
+        """Every training dataset version (of one name if given)."""
+        from featurestore.training import TrainingDataset
+
+        return [TrainingDataset(self, r) for r in self.registry.list_training_datasets(self.id, name)]

@@ -46,6 +46,29 @@ def _config_show(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, out: Output) -> int:
+    from featurestore.config import load_config
+    from featurestore.feature_store import FeatureStore
+    from featurestore.online.http import serve
+
+    fs = FeatureStore(load_config(args.config), args.store)
+    out.message(f"serving feature store '{fs.name}' on http://{args.host}:{args.port}", host=args.host,
+                port=args.port)
+    serve(fs, args.host, args.port)
+    return 0
+
+
+def _report(args: argparse.Namespace, out: Output) -> int:
+    from featurestore.config import load_config
+    from featurestore.feature_store import FeatureStore
+
+    fs = FeatureStore(load_config(args.config), args.store)
+    fg = fs.get_feature_group(args.feature_group, args.version)
+    path = fg.statistics_report(args.output)
+    out.message(f"statistics report of '{fg.name}' v{fg.version} written to {path}", path=path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``featurestore`` command."""
     parser = argparse.ArgumentParser(
@@ -65,6 +88,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="show the resolved configuration (secrets masked)")
     p.set_defaults(handler=_config_show)
+
+    p = sub.add_parser("serve", help="run the HTTP feature server (POST /feature-vectors, GET /health)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("report", help="write a feature group's statistics report (one static HTML file)")
+    p.add_argument("feature_group", help="feature group name")
+    p.add_argument("--version", type=int, help="version (default: the latest)")
+    p.add_argument("--output", help="HTML file (default <warehouse>/<store>/reports/<name>_<version>.html)")
+    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.set_defaults(handler=_report)
+
+    from featurestore.cli import commands
+
+    commands.register(sub)
     return parser
 
 

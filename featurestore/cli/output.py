@@ -44,11 +44,26 @@ class Output:
         if not columns:
             self._emit("(no rows)")
             return
+        if self.stream.isatty():
+            self._rich_table(rows, columns)
+            return
         cells = [[str(r.get(c, "")) for c in columns] for r in rows]
         widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
         self._emit("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
         self._emit("  ".join("-" * w for w in widths))
         for row in cells:
             self._emit("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        if not rows:
+            self._emit("(no rows)")
+
+    def _rich_table(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+        """A table drawn by rich, for a terminal."""
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*columns, show_lines=False)
+        for r in rows:
+            table.add_row(*[str(r.get(c, "")) for c in columns])
+        Console(file=self.stream).print(table)
         if not rows:
             self._emit("(no rows)")

@@ -5,6 +5,7 @@ Public surface:
 * :func:`write` ``(df, path, options) -> CommitResult``
 * :func:`read` ``(spark, path, options=None) -> DataFrame``
 * :func:`timeline` ``(path) -> list[dict]``
+* :func:`clean` ``(path, commits_retained) -> int`` (explicit cleaning; writes also clean)
 
 Options use Hudi's own keys; see :mod:`featurestore.hudi.options` and the README.
 """
@@ -18,7 +19,7 @@ from featurestore.hudi.errors import (
     HudiTableNotFound,
 )
 from featurestore.hudi.reader import read, timeline
-from featurestore.hudi.writer import CommitResult, write
+from featurestore.hudi.writer import CommitResult, clean, write
 
 __all__ = [
     "CommitResult",
@@ -28,6 +29,7 @@ __all__ = [
     "HudiOptionError",
     "HudiSchemaError",
     "HudiTableNotFound",
+    "clean",
     "read",
     "timeline",
     "write",

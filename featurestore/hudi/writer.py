@@ -417,3 +417,20 @@ def _write_with_datasource(df: DataFrame, path: str, opts: WriteOptions) -> Comm
     df.write.format("hudi").options(**hudi_opts).mode("append").save(path)
     latest = Timeline.load(path).latest_commit()
     return CommitResult(latest.timestamp if latest else None, opts.operation)
+
+
+def clean(path: str, commits_retained: int, lock_timeout: float = 60.0) -> int:
+    """Clean file versions no longer needed to read the last ``commits_retained`` commits (recorded as a
+    Hudi clean instant) and archive old instants; returns the number of files removed."""
+    from featurestore.hudi.table import load_table_config
+
+    if commits_retained < 1:
+        raise ValueError(f"commits_retained must be at least 1, got {commits_retained}")
+    config = load_table_config(path)
+    with actions.table_lock(path, lock_timeout):
+        timeline = Timeline.load(path)
+        view = FileSystemView(path, timeline, bool(config.partition_fields))
+        cleaned = actions.clean(path, timeline, view, commits_retained, timeline.new_instant_time())
+        if cleaned:
+            actions.archive(path, Timeline.load(path))
+    return cleaned

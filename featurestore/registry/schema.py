@@ -16,8 +16,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -25,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 
 metadata = MetaData()
@@ -117,13 +121,129 @@ def _create(*tables: Table) -> Callable[[Connection], None]:
 
 
 # -- quality (migration 2): expectation suites, validation reports, metrics, statistics -------
-QUALITY_TABLES: tuple[Table, ...] = ()
+expectation_suites = Table(
+    "expectation_suites", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_group_id", Integer, ForeignKey("feature_groups.id"), nullable=False, unique=True),
+    Column("suite", JSON, nullable=False),  # ExpectationSuite.to_data()
+    Column("policy", String(16), nullable=False),  # STRICT | ALWAYS
+    Column("updated_at", DateTime, nullable=False),
+    Column("updated_by", String(255), nullable=False),
+)
+
+validation_reports = Table(
+    "validation_reports", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_group_id", Integer, ForeignKey("feature_groups.id"), nullable=False),
+    Column("commit_id", String(32)),  # null when rejected or a dry run
+    Column("outcome", String(16), nullable=False),  # accepted | rejected | dry_run
+    Column("status", String(16), nullable=False),  # Success | Warning | Error
+    Column("policy", String(16)),
+    Column("rows", BigInteger),
+    Column("report", JSON, nullable=False),
+    Column("validated_at", DateTime, nullable=False),
+    Index("ix_validation_reports_fg", "feature_group_id", "id"),
+)
+
+metric_history = Table(
+    "metric_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_group_id", Integer, ForeignKey("feature_groups.id"), nullable=False),
+    Column("report_id", Integer, ForeignKey("validation_reports.id"), nullable=False),
+    Column("commit_id", String(32)),
+    Column("analyzer", String(512), nullable=False),
+    Column("value", Double),  # null for NaN/infinity, which not every backend stores
+    Column("recorded_at", DateTime, nullable=False),
+    Index("ix_metric_history_fg_analyzer", "feature_group_id", "analyzer"),
+)
+
+statistics = Table(
+    "statistics", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_group_id", Integer, ForeignKey("feature_groups.id"), nullable=False),
+    Column("commit_id", String(32)),
+    Column("kind", String(16), nullable=False),  # commit (the inserted data) | table (the whole snapshot)
+    Column("computed_at", DateTime, nullable=False),
+    Column("stats", JSON, nullable=False),
+    Index("ix_statistics_fg", "feature_group_id", "id"),
+)
+
+QUALITY_TABLES: tuple[Table, ...] = (expectation_suites, validation_reports, metric_history, statistics)
 
 # -- online store (migration 3): materialization state --------------------------------------
-ONLINE_TABLES: tuple[Table, ...] = ()
+# No foreign key: deleting a feature group must not depend on this table (its row is dropped too).
+online_state = Table(
+    "online_state", metadata,
+    Column("feature_group_id", Integer, primary_key=True, autoincrement=False),
+    Column("last_commit", String(32)),        # last Hudi commit fully written online
+    Column("mode", String(16), nullable=False),
+    Column("rows_written", BigInteger, nullable=False),
+    Column("rows_deleted", BigInteger, nullable=False),
+    Column("materialized_at", DateTime, nullable=False),
+)
+ONLINE_TABLES: tuple[Table, ...] = (online_state,)
 
 # -- training data (migration 4): training datasets, feature views --------------------------
-TRAINING_TABLES: tuple[Table, ...] = ()
+training_datasets = Table(
+    "training_datasets", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_store_id", Integer, ForeignKey("feature_stores.id"), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("data_format", String(16), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("query", JSON, nullable=False),        # Query.to_dict()
+    Column("features", JSON, nullable=False),     # feature order (output names, labels excluded)
+    Column("label", JSON, nullable=False),
+    Column("columns", JSON, nullable=False),      # Spark schema JSON of the written rows
+    Column("commits", JSON, nullable=False),      # {"<fg>_<version>": commit id read}
+    Column("spine", JSON),                        # spine definition, or null (no point-in-time join)
+    Column("splits", JSON),                       # split definition with the seed, or null
+    Column("row_counts", JSON, nullable=False),   # {split or "all": rows}
+    Column("options", JSON, nullable=False),      # ttl, as_known_at_spine_time, recreated_from ...
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    UniqueConstraint("feature_store_id", "name", "version", name="uq_training_dataset_version"),
+)
+
+TRAINING_TABLES: tuple[Table, ...] = (training_datasets,)
+
+
+# -- code provenance (migration 5) ------------------------------------------------------------
+_LONG_BLOB = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+code_contents = Table(
+    "code_contents", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # script | notebook
+    Column("size", BigInteger, nullable=False),
+    Column("content", _LONG_BLOB),
+    Column("stored_at", DateTime, nullable=False),
+)
+
+provenance = Table(
+    "provenance", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity_type", String(32), nullable=False),  # commit | training_dataset
+    Column("feature_group_id", Integer),
+    Column("commit_id", String(32)),
+    Column("entity_id", Integer),
+    Column("kind", String(16), nullable=False),  # script | notebook | interactive
+    Column("path", Text),
+    Column("sha256", String(64)),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Column("user", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("python", String(32), nullable=False),
+    Column("argv", JSON, nullable=False),
+    Column("packages", JSON, nullable=False),
+    Column("captured_at", DateTime, nullable=False),
+    Index("ix_provenance_fg_commit", "feature_group_id", "commit_id"),
+)
+
+PROVENANCE_TABLES: tuple[Table, ...] = (code_contents, provenance)
 
 
 # (version, description, function): append only; never edit an applied migration.
@@ -133,4 +253,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (2, "expectation suites, validation reports, metrics history, statistics", _create(*QUALITY_TABLES)),
     (3, "online store materialization state", _create(*ONLINE_TABLES)),
     (4, "training datasets and feature views", _create(*TRAINING_TABLES)),
+    (5, "code provenance of commits and training datasets", _create(*PROVENANCE_TABLES)),
 ]

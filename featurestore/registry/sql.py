@@ -155,6 +155,7 @@ class Registry:
     def delete_feature_group(self, fg_id: int) -> None:
         """Remove a feature group with its tags and commit log."""
         with self.engine.begin() as conn:
+            self.delete_quality_records(conn, fg_id)
             conn.execute(delete(S.commits).where(S.commits.c.feature_group_id == fg_id))
             conn.execute(delete(S.tags).where(and_(S.tags.c.entity_type == "feature_group",
                                                    S.tags.c.entity_id == fg_id)))
@@ -241,10 +242,202 @@ class Registry:
         return dict(row)
 
     # -- quality -------------------------------------------------------------------------------
+    def set_expectation_suite(self, fg_id: int, suite: dict[str, Any], policy: str, user: str) -> None:
+        """Attach (or replace) the expectation suite of a feature group."""
+        t = S.expectation_suites
+        values = {"suite": suite, "policy": policy, "updated_at": utcnow(), "updated_by": user}
+        with self.engine.begin() as conn:
+            if conn.execute(select(t.c.id).where(t.c.feature_group_id == fg_id)).first():
+                conn.execute(update(t).where(t.c.feature_group_id == fg_id).values(**values))
+            else:
+                conn.execute(insert(t).values(feature_group_id=fg_id, **values))
+
+    def get_expectation_suite(self, fg_id: int) -> dict[str, Any] | None:
+        """``{"suite", "policy", "updated_at", "updated_by"}`` or None."""
+        t = S.expectation_suites
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.feature_group_id == fg_id)).mappings().first()
+        return dict(row) if row else None
+
+    def delete_expectation_suite(self, fg_id: int) -> bool:
+        """Detach the suite; True if there was one."""
+        with self.engine.begin() as conn:
+            res = conn.execute(delete(S.expectation_suites).where(S.expectation_suites.c.feature_group_id == fg_id))
+        return res.rowcount > 0
+
+    def add_validation_report(self, fg_id: int, report: dict[str, Any], outcome: str, policy: str | None,
+                              commit_id: str | None, metrics: dict[str, float | None]) -> int:
+        """Store a validation report and, in the same transaction, its numeric metrics (the history
+        anomaly checks compare against). Returns the report id."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            report_id = conn.execute(insert(S.validation_reports).values(
+                feature_group_id=fg_id, commit_id=commit_id, outcome=outcome, status=report["status"],
+                policy=policy, rows=report.get("rows"), report=report, validated_at=now)).inserted_primary_key[0]
+            rows = [{"feature_group_id": fg_id, "report_id": report_id, "commit_id": commit_id, "analyzer": k,
+                     "value": v, "recorded_at": now} for k, v in metrics.items()]
+            if rows:
+                conn.execute(insert(S.metric_history), rows)
+        return report_id
+
+    def list_validation_reports(self, fg_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Validation reports of a feature group, newest first."""
+        t = S.validation_reports
+        query = select(t).where(t.c.feature_group_id == fg_id).order_by(t.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def metric_history(self, fg_id: int, analyzer: str, accepted_only: bool = True) -> list[tuple[str | None, float]]:
+        """``(commit_id, value)`` of a metric over earlier inserts, oldest first (accepted inserts only
+        by default: rejected batches are not a baseline)."""
+        t = S.metric_history
+        query = select(t.c.commit_id, t.c.value).where(and_(t.c.feature_group_id == fg_id, t.c.analyzer == analyzer,
+                                                           t.c.value.is_not(None)))
+        if accepted_only:
+            query = query.where(t.c.commit_id.is_not(None))
+        with self.engine.connect() as conn:
+            return [(r.commit_id, r.value) for r in conn.execute(query.order_by(t.c.id))]
+
+    def add_statistics(self, fg_id: int, commit_id: str | None, kind: str, stats: dict[str, Any]) -> int:
+        """Store statistics of a commit's data (``kind="commit"``) or of the whole table (``"table"``)."""
+        with self.engine.begin() as conn:
+            return conn.execute(insert(S.statistics).values(feature_group_id=fg_id, commit_id=commit_id, kind=kind,
+                                                            computed_at=utcnow(), stats=stats)).inserted_primary_key[0]
+
+    def list_statistics(self, fg_id: int, commit_id: str | None = None, kind: str | None = None
+                        ) -> list[dict[str, Any]]:
+        """Stored statistics, newest first (of one commit and/or kind if given)."""
+        t = S.statistics
+        query = select(t).where(t.c.feature_group_id == fg_id)
+        if commit_id is not None:
+            query = query.where(t.c.commit_id == commit_id)
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(t.c.id.desc())).mappings()]
+
+    def vacuum_rejected_reports(self, fg_ids: list[int], older_than_days: int) -> int:
+        """Delete reports (and their metrics) of rejected batches older than ``older_than_days``."""
+        if not fg_ids:
+            return 0
+        cutoff = utcnow() - dt.timedelta(days=older_than_days)
+        t = S.validation_reports
+        where = and_(t.c.feature_group_id.in_(fg_ids), t.c.outcome == "rejected", t.c.validated_at < cutoff)
+        with self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(select(t.c.id).where(where))]
+            if not ids:
+                return 0
+            conn.execute(delete(S.metric_history).where(S.metric_history.c.report_id.in_(ids)))
+            conn.execute(delete(t).where(t.c.id.in_(ids)))
+        return len(ids)
+
+    def delete_quality_records(self, conn: Any, fg_id: int) -> None:
+        """Inside ``delete_feature_group``'s transaction: suites, reports, metrics, statistics."""
+        for table in (S.metric_history, S.validation_reports, S.statistics, S.expectation_suites):
+            conn.execute(delete(table).where(table.c.feature_group_id == fg_id))
+
 
     # -- online store --------------------------------------------------------------------------
+    def online_state(self, fg_id: int) -> dict[str, Any] | None:
+        """The materialization state of a feature group (last materialized commit, ...), or None."""
+        t = S.online_state
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.feature_group_id == fg_id)).mappings().first()
+        return dict(row) if row else None
+
+    def set_online_state(self, fg_id: int, last_commit: str | None, mode: str, rows_written: int = 0,
+                         rows_deleted: int = 0) -> None:
+        """Record a finished materialization (called only after every online write succeeded)."""
+        t = S.online_state
+        values = {"last_commit": last_commit, "mode": mode, "rows_written": rows_written,
+                  "rows_deleted": rows_deleted, "materialized_at": utcnow()}
+        with self.engine.begin() as conn:
+            if conn.execute(select(t.c.feature_group_id).where(t.c.feature_group_id == fg_id)).first():
+                conn.execute(update(t).where(t.c.feature_group_id == fg_id).values(**values))
+            else:
+                conn.execute(insert(t).values(feature_group_id=fg_id, **values))
+
 
     # -- training data -------------------------------------------------------------------------
+    def create_training_dataset(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert a training dataset version; a duplicate (store, name, version) is an error."""
+        t = S.training_datasets
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(insert(t).values(**record, created_at=utcnow())).inserted_primary_key[0]
+        except IntegrityError:
+            raise RegistryError(
+                f"training dataset '{record['name']}' version {record['version']} already exists") from None
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(t).where(t.c.id == new_id)).mappings().one())
+
+    def find_training_dataset(self, fs_id: int, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """A training dataset version (None = the latest), or None."""
+        t = S.training_datasets
+        query = select(t).where(and_(t.c.feature_store_id == fs_id, t.c.name == name))
+        query = query.where(t.c.version == version) if version is not None else query.order_by(t.c.version.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(query.limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def list_training_datasets(self, fs_id: int, name: str | None = None) -> list[dict[str, Any]]:
+        """Every training dataset version of a store (of one name if given), by name then version."""
+        t = S.training_datasets
+        query = select(t).where(t.c.feature_store_id == fs_id)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(t.c.name, t.c.version)).mappings()]
+
+    def next_training_dataset_version(self, fs_id: int, name: str) -> int:
+        """The next free version number of a training dataset name."""
+        t = S.training_datasets
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(t.c.version)).where(
+                and_(t.c.feature_store_id == fs_id, t.c.name == name))).scalar()
+        return (top or 0) + 1
+
+    def delete_training_dataset(self, td_id: int) -> None:
+        """Remove a training dataset record."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(S.training_datasets).where(S.training_datasets.c.id == td_id))
+
+
+    # -- code provenance -------------------------------------------------------------------------
+    def add_provenance(self, record: dict[str, Any], content: bytes | None) -> int:
+        """Store a provenance row; the code content is stored once per SHA-256."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if record.get("sha256") and content is not None and not conn.execute(
+                    select(S.code_contents.c.sha256).where(S.code_contents.c.sha256 == record["sha256"])).first():
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(S.code_contents).values(sha256=record["sha256"], kind=record["kind"],
+                                                                    size=len(content), content=content, stored_at=now))
+                except IntegrityError:
+                    pass  # stored concurrently by another writer
+            return conn.execute(insert(S.provenance).values(**record)).inserted_primary_key[0]
+
+    def get_provenance(self, entity_type: str, feature_group_id: int | None = None, commit_id: str | None = None,
+                       entity_id: int | None = None) -> list[dict[str, Any]]:
+        """Provenance rows of a feature group (one commit if given) or of an entity, newest first."""
+        t = S.provenance
+        query = select(t).where(t.c.entity_type == entity_type)
+        if feature_group_id is not None:
+            query = query.where(t.c.feature_group_id == feature_group_id)
+        if commit_id is not None:
+            query = query.where(t.c.commit_id == commit_id)
+        if entity_id is not None:
+            query = query.where(t.c.entity_id == entity_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(t.c.id.desc())).mappings()]
+
+    def get_code(self, sha256: str) -> bytes | None:
+        """Stored code content by hash."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(S.code_contents.c.content).where(S.code_contents.c.sha256 == sha256)).scalar()
 
     def dispose(self) -> None:
         """Close pooled connections."""

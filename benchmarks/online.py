@@ -1,0 +1,257 @@
+"""Benchmark of the online store (MariaDB on loopback), every figure beside a same-run baseline.
+
+One command::
+
+    .venv/bin/python benchmarks/online.py [--keys N] [--lookups N]
+
+Default scale (the spec): 1,000,000 keys x 11 features (~1 KB rows). Measured:
+
+1. full materialization rows/s vs the floor: the same snapshot rows loaded with a raw batched
+   ``executemany`` upsert (``ON DUPLICATE KEY UPDATE c = VALUES(c)``, no ordering guard) by the same
+   number of executor connections;
+2. incremental materialization after 10% of the keys changed vs the raw upsert of those rows;
+3. single-vector and batch-of-100 lookups (p50/p99 latency, keys/s) with 1, 4 and 16 concurrent
+   client threads, vs a raw mysql-connector prepared primary-key SELECT of the same rows;
+4. the same lookups through the HTTP server (``featurestore serve``, persistent connections).
+
+A throwaway MariaDB and warehouse are created under /tmp and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CLIENTS = (1, 4, 16)
+BATCH = 100
+GOALS = {"materialize": ">= 0.5x floor", "single_p99": "<= 2 ms, <= 1.3x raw", "http_p99": "<= 5 ms",
+         "batch": ">= 15x single keys/s"}
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def latencies(call: Callable[[list[int]], object], keys: int, n_calls: int, batch: int, clients: int,
+              make_call: Callable[[], Callable[[list[int]], object]] | None = None) -> dict[str, float]:
+    """p50/p99 latency (ms) and keys/s of ``n_calls`` calls of ``batch`` random keys from ``clients`` threads."""
+    per_thread = max(1, n_calls // clients)
+    samples: list[float] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        rnd = random.Random(seed)
+        fn = make_call() if make_call else call
+        local = []
+        for _ in range(per_thread):
+            ids = [rnd.randrange(keys) for _ in range(batch)]
+            t = time.perf_counter()
+            fn(ids)
+            local.append(time.perf_counter() - t)
+        with lock:
+            samples.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    samples.sort()
+    return {"p50": statistics.median(samples) * 1000, "p99": samples[int(len(samples) * 0.99) - 1] * 1000,
+            "keys_s": len(samples) * batch / wall}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--keys", type=int, default=1_000_000, help="number of keys (default 1,000,000)")
+    p.add_argument("--lookups", type=int, default=4000, help="calls per lookup measurement (default 4000)")
+    p.add_argument("--master", default="local[2]")
+    args = p.parse_args()
+
+    from pyspark.sql import functions as F
+
+    from featurestore import FeatureStore
+    from featurestore.config import load_config
+    from featurestore.devdb import DevDatabase, free_port
+    from featurestore.online import sync
+    from featurestore.online.store import COMMIT_COL
+    from featurestore.online.writer import run_statement
+    from featurestore.spark import get_session
+
+    base = Path(tempfile.mkdtemp(prefix="online-bench-"))
+    db = DevDatabase(base / "db")
+    db.start()
+    server = None
+    spark = None
+    class _Results(list):
+        def append(self, item: tuple[str, str, str, str, str]) -> None:
+            print("  ".join(item), file=sys.stderr, flush=True)  # progress, in case a later step fails
+            super().append(item)
+
+    results = _Results()
+    try:
+        spark = get_session(master=args.master, app_name="online-bench", config=load_config(environ={}),
+                            conf={"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "4g"})
+        config_file = base / "fs.yaml"
+        config_file.write_text(f"warehouse: {base / 'warehouse'}\nonline:\n  url: {db.url()}\n  pool_size: 16\n")
+        fs = FeatureStore(load_config(config_file, environ={}), "bench", spark=spark)
+        fg = fs.create_feature_group("bench", primary_key="id", event_time="ts", online_enabled=True)
+
+        def data(n: int, version: int, sample: float | None = None):
+            df = spark.range(n)
+            if sample:
+                df = df.where(F.pmod(F.col("id") * 7919, F.lit(100)) < int(sample * 100))
+            pad = F.lit("x" * 280)
+            return df.select(
+                F.col("id"), (F.lit(1_700_000_000 + version * 1000) + F.col("id") % 997).cast("timestamp").alias("ts"),
+                *[(F.col("id") * (i + 1) / 7.0 + version).alias(f"d{i}") for i in range(4)],
+                *[(F.col("id") * (i + 3) + version).alias(f"l{i}") for i in range(2)],
+                *[F.concat(pad, F.col("id").cast("string"), F.lit(f"-{i}-{version}")).alias(f"s{i}") for i in range(3)])
+
+        fg.insert(data(args.keys, 1), operation="bulk_insert", storage="offline")
+        full_s, report = timed(lambda: fs.materialize(fg, "full"))
+        rows = report["rows"]
+
+        store = fs.online_store
+        floor_table = f"{store.q(store.conn.database)}.{store.q('floor')}"
+        conn = store.conn.connect()
+        conn.cursor().execute(f"CREATE TABLE {floor_table} LIKE {store.table(fg)}")
+        conn.commit()
+        conn.close()
+        cols = [f.name for f in fg.features] + [COMMIT_COL]
+        floor_sql = (f"INSERT INTO {floor_table} ({', '.join(store.q(c) for c in cols)}) VALUES "  # noqa: S608
+                     f"({', '.join(['%s'] * len(cols))}) ON DUPLICATE KEY UPDATE "
+                     + ", ".join(f"{store.q(c)} = VALUES({store.q(c)})" for c in cols if c != "id"))
+        schema = sync.T.StructType(list(fg.schema.fields) + [sync.T.StructField(COMMIT_COL, sync.T.StringType())])
+
+        def floor(df) -> int:
+            return run_statement(df.withColumn(COMMIT_COL, F.lit("20240101000000000")), store.conn, floor_sql,
+                                 schema, store.batch_size, store.max_connections)
+
+        floor_s, _ = timed(lambda: floor(fg.read()))
+        results.append(("full materialization rows/s", f"{rows / full_s:,.0f}", f"{rows / floor_s:,.0f}",
+                        f"{floor_s / full_s:.2f}x", GOALS["materialize"]))
+
+        fg.insert(data(args.keys, 2, sample=0.10), storage="offline")
+        inc_s, report = timed(lambda: fs.materialize(fg, "incremental"))
+        changed = report["rows"]
+        floor_inc_s, _ = timed(lambda: floor(fg.read_changes(report["begin"], report["end"])))
+        results.append((f"incremental ({changed:,} changed) rows/s", f"{changed / inc_s:,.0f}",
+                        f"{changed / floor_inc_s:,.0f}", f"{floor_inc_s / inc_s:.2f}x", GOALS["materialize"]))
+
+        # -- lookups in process --------------------------------------------------------------------
+        feats = [f.name for f in fg.features]
+        raw_sql = {n: store.select_sql(fg, feats, n) for n in (1, BATCH)}
+
+        def raw_client() -> Callable[[list[int]], object]:
+            c = store.conn.connect()
+            c.autocommit = True
+            cursors = {n: c.cursor(prepared=True) for n in raw_sql}
+
+            def call(ids: list[int], _conn: object = c) -> object:  # the cursors only hold a weak reference
+                cur = cursors[len(ids)]
+                cur.execute(raw_sql[len(ids)], ids)
+                return cur.fetchall()
+
+            return call
+
+        def ours(ids: list[int]) -> object:
+            return fs.get_feature_vectors(fg, [{"id": i} for i in ids])
+
+        fs.get_feature_vector(fg, {"id": 0})  # warm the pool
+        single_ours: dict[int, dict[str, float]] = {}
+        for clients in CLIENTS:
+            for batch in (1, BATCH):
+                mine = latencies(ours, args.keys, args.lookups // (10 if batch > 1 else 1), batch, clients)
+                raw = latencies(None, args.keys, args.lookups // (10 if batch > 1 else 1), batch, clients,
+                                make_call=raw_client)
+                if batch == 1:
+                    single_ours[clients] = mine
+                label = "single" if batch == 1 else f"batch-of-{BATCH}"
+                for what in ("p50", "p99"):
+                    goal = GOALS["single_p99"] if batch == 1 and what == "p99" else "-"
+                    results.append((f"{label} {clients} client(s) {what} ms", f"{mine[what]:.2f}",
+                                    f"{raw[what]:.2f} raw", f"{mine[what] / raw[what]:.2f}x", goal))
+                if batch > 1:
+                    results.append((f"{label} {clients} client(s) keys/s", f"{mine['keys_s']:,.0f}",
+                                    f"{single_ours[clients]['keys_s']:,.0f} single",
+                                    f"{mine['keys_s'] / single_ours[clients]['keys_s']:.1f}x", GOALS["batch"]))
+
+        # -- the same over HTTP ------------------------------------------------------------------------
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
+        server = subprocess.Popen([str(Path(sys.executable).with_name("featurestore")), "--config", str(config_file),
+                                   "serve", "--port", str(port), "--store", "bench"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/health")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+
+        def http_client() -> Callable[[list[int]], object]:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+            def call(ids: list[int]) -> object:
+                c.request("POST", "/feature-vectors", json.dumps({"feature_group": "bench", "version": 1,
+                                                                  "entries": [{"id": i} for i in ids]}),
+                          {"Content-Type": "application/json"})
+                resp = c.getresponse()
+                body = resp.read()
+                assert resp.status == 200, body[:200]
+                return body
+
+            return call
+
+        for clients in CLIENTS:
+            for batch in (1, BATCH):
+                web = latencies(None, args.keys, args.lookups // (10 if batch > 1 else 1), batch, clients,
+                                make_call=http_client)
+                mine = latencies(ours, args.keys, args.lookups // (10 if batch > 1 else 1), batch, clients)
+                label = "single" if batch == 1 else f"batch-of-{BATCH}"
+                results.append((f"HTTP {label} {clients} client(s) p99 ms", f"{web['p99']:.2f}",
+                                 f"{mine['p99']:.2f} in-process", f"{web['p99'] / mine['p99']:.2f}x",
+                                 GOALS["http_p99"] if batch == 1 else "-"))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if spark is not None:
+            spark.stop()
+        db.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+    print(f"\nonline store benchmark: {args.keys:,} keys x 11 features, MariaDB on loopback, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    header = ("measure", "ours", "baseline (same run)", "ratio", "goal")
+    widths = [max(len(str(r[i])) for r in [header, *results]) for i in range(5)]
+    for r in [header, tuple("-" * w for w in widths), *results]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

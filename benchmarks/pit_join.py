@@ -1,0 +1,170 @@
+"""Benchmark of the point-in-time join against a naive range join + window, in the same run.
+
+One command::
+
+    .venv/bin/python benchmarks/pit_join.py [--spine 1000000] [--keys 1000000] [--versions 3] [--large 10000000]
+
+Default scale (the spec): a spine of 1,000,000 rows and 3 feature groups of keys x versions = 3,000,000 rows
+each (1,000,000 keys, 3 versions per key), then a spine of ``--large`` rows (10,000,000) with the sort-and-
+carry-forward join only, to show how it scales. Data comes from ``spark.range`` and is written once as
+parquet under a temporary folder (removed at the end); each measurement runs in its own Spark session
+(a fresh process: the peak memory is that run's alone) and forces the whole result with the ``noop`` sink.
+
+* ``pit``: :func:`featurestore.query.pit.pit_join`, the algorithm behind ``fs.get_training_data``
+  (run on the parquet files directly, so the figure is the join, not the Hudi read);
+* ``naive``: per feature group, ``spine LEFT JOIN features ON key = key AND f.ts <= s.ts`` followed by
+  ``row_number() OVER (PARTITION BY spine row ORDER BY f.ts DESC) = 1``.
+
+Both results are checked equal (an order-independent checksum of every row). Peak memory is the
+peak resident set (VmHWM) of the Spark JVM plus the Python driver of each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+GOAL_SPEEDUP = 3.0
+GROUPS = 3
+
+
+def session(driver_memory: str):
+    """A local Spark session for one measurement."""
+    from featurestore.config import load_config
+    from featurestore.spark import get_session
+
+    return get_session(master=os.environ.get("BENCH_MASTER", "local[*]"), app_name="pit-bench",
+                       config=load_config(environ={}),
+                       conf={"spark.driver.memory": driver_memory, "spark.sql.shuffle.partitions": "64"})
+
+
+def generate(folder: str, spine_rows: int, keys: int, versions: int, large: int, driver_memory: str) -> None:
+    """Write the feature groups and spines as parquet."""
+    from pyspark.sql import functions as F
+
+    spark = session(driver_memory)
+    base = 1_700_000_000
+    for g in range(GROUPS):
+        # version v of key k: an event every ~10 days, jittered per key and group
+        df = spark.range(keys * versions).select(
+            (F.col("id") % keys).alias("key"),
+            F.timestamp_seconds(F.lit(base) + (F.col("id") / keys).cast("long") * 864_000
+                                + F.pmod(F.xxhash64("id", F.lit(g)), F.lit(800_000))).alias("ts"),
+            (F.rand(seed=g) * 100).alias(f"f{g}_a"), F.pmod(F.col("id"), F.lit(97)).alias(f"f{g}_b"))
+        df.write.parquet(f"{folder}/fg{g}")
+    for name, n in (("spine", spine_rows), ("spine_large", large)):
+        if n <= 0:
+            continue
+        spark.range(n).select(
+            F.col("id").alias("rid"), F.pmod(F.xxhash64("id", F.lit(99)), F.lit(keys)).alias("key"),
+            F.timestamp_seconds(F.lit(base) + F.pmod(F.xxhash64("id", F.lit(7)), F.lit(864_000 * (versions + 1))))
+            .alias("ts"), (F.col("id") % 2).cast("int").alias("label")).write.parquet(f"{folder}/{name}")
+    spark.stop()
+
+
+def run_one(folder: str, method: str, spine_name: str, driver_memory: str) -> dict:
+    """One measurement in this process: wall time, peak memory, checksum."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from featurestore.query.pit import FeatureSource, pit_join
+
+    spark = session(driver_memory)
+    spine = spark.read.parquet(f"{folder}/{spine_name}")
+    groups = [spark.read.parquet(f"{folder}/fg{g}") for g in range(GROUPS)]
+    start = time.perf_counter()
+    if method == "pit":
+        sources = [FeatureSource(f"fg{g}", df, ("key",), "ts", ((f"f{g}_a", f"f{g}_a"), (f"f{g}_b", f"f{g}_b")))
+                   for g, df in enumerate(groups)]
+        out = pit_join(spine, "ts", sources)
+    else:
+        out = spine
+        for g, df in enumerate(groups):
+            f = df.select(F.col("key").alias("fkey"), F.col("ts").alias("fts"), f"f{g}_a", f"f{g}_b")
+            joined = out.join(f, (out.key == f.fkey) & (f.fts <= out.ts), "left")
+            w = Window.partitionBy("rid").orderBy(F.col("fts").desc_nulls_last())
+            out = (joined.withColumn("rn", F.row_number().over(w)).where("rn = 1")
+                   .drop("rn", "fkey", "fts"))
+    out.write.format("noop").mode("overwrite").save()
+    wall = time.perf_counter() - start
+    cols = list(out.columns)
+    checksum = out.select(F.sum(F.xxhash64(*[F.col(c) for c in cols]) % 1_000_003).alias("s"),
+                          F.count("*").alias("n")).first()
+    jvm_pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    peak = _vm_hwm(jvm_pid) + _vm_hwm(os.getpid())
+    spark.stop()
+    return {"wall_s": wall, "peak_mb": peak / 1024, "checksum": int(checksum.s or 0), "rows": int(checksum.n)}
+
+
+def _vm_hwm(pid: int) -> int:
+    """Peak resident set of a process in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def measure(folder: str, method: str, spine_name: str, driver_memory: str) -> dict:
+    """Run one measurement in a fresh process."""
+    done = subprocess.run([sys.executable, __file__, "--run", method, "--folder", folder, "--spine-name", spine_name,
+                           "--driver-memory", driver_memory], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{method} on {spine_name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    """Generate, measure, print the table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--spine", type=int, default=1_000_000)
+    p.add_argument("--keys", type=int, default=1_000_000)
+    p.add_argument("--versions", type=int, default=3)
+    p.add_argument("--large", type=int, default=10_000_000, help="large spine, pit only (0: skip)")
+    p.add_argument("--driver-memory", default="4g")
+    p.add_argument("--run", help=argparse.SUPPRESS)
+    p.add_argument("--folder", help=argparse.SUPPRESS)
+    p.add_argument("--spine-name", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.run:
+        print(json.dumps(run_one(args.folder, args.run, args.spine_name, args.driver_memory)))
+        return
+    folder = tempfile.mkdtemp(prefix="pit-bench-")
+    try:
+        t = time.perf_counter()
+        generate(folder, args.spine, args.keys, args.versions, args.large, args.driver_memory)
+        print(f"data: spine {args.spine:,} rows, {GROUPS} feature groups x {args.keys * args.versions:,} rows "
+              f"({args.keys:,} keys x {args.versions} versions), large spine {args.large:,}; generated in "
+              f"{time.perf_counter() - t:.0f}s; load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus")
+        naive = measure(folder, "naive", "spine", args.driver_memory)
+        pit = measure(folder, "pit", "spine", args.driver_memory)
+        same = (naive["checksum"], naive["rows"]) == (pit["checksum"], pit["rows"])
+        print()
+        print("| run | spine rows | pit_join wall (s) | naive wall (s) | speed-up (goal >= 3x) | pit peak MB | "
+              "naive peak MB | results equal |")
+        print("|---|---|---|---|---|---|---|---|")
+        print(f"| 1 | {args.spine:,} | {pit['wall_s']:.1f} | {naive['wall_s']:.1f} | "
+              f"{naive['wall_s'] / pit['wall_s']:.2f}x | {pit['peak_mb']:.0f} | {naive['peak_mb']:.0f} | {same} |")
+        if args.large > 0:
+            big = measure(folder, "pit", "spine_large", args.driver_memory)
+            print(f"| 2 | {args.large:,} | {big['wall_s']:.1f} | - (baseline: run 1 pit, "
+                  f"x{big['wall_s'] / pit['wall_s']:.2f} time for x{args.large / args.spine:.0f} spine) | - | "
+                  f"{big['peak_mb']:.0f} | - | rows {big['rows']:,} |")
+        if not same:
+            raise SystemExit("the two joins disagree")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

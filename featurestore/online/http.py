@@ -1,0 +1,135 @@
+"""The HTTP feature server (starlette + uvicorn): ``featurestore serve``.
+
+* ``GET /health`` -> ``{"status": "ok"}`` (503 with the reason if the online store is unreachable)
+* ``POST /feature-vectors`` with ``{"feature_group": "name", "version": 1, "entries": [{...}],
+  "features": [...], "on_missing": "none"}`` or ``{"feature_groups": [{"name", "version",
+  "features"}, ...], "entries": [...]}`` -> ``{"vectors": [{...}, ...]}``
+
+Errors are JSON ``{"error": "..."}``: 400 bad request, 404 unknown feature group or key (with
+``on_missing="raise"``), 500 otherwise. The server never touches Spark.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from featurestore.errors import FeatureStoreError
+from featurestore.online.serving import json_value
+from featurestore.online.types import OnlineStoreError
+
+if TYPE_CHECKING:
+    from featurestore.feature_group import FeatureGroup
+    from featurestore.feature_store import FeatureStore
+
+LATEST_TTL = 30.0  # seconds a "latest version" resolution is cached
+
+
+class BadRequest(Exception):
+    """A malformed request body (400)."""
+
+
+class NotFound(Exception):
+    """An unknown feature group or key (404)."""
+
+
+def create_app(fs: FeatureStore) -> Starlette:
+    """The starlette application serving the online store of ``fs``."""
+    groups: dict[tuple[str, int | None], tuple[float, FeatureGroup]] = {}
+    lock = threading.Lock()
+
+    def feature_group(name: Any, version: Any) -> FeatureGroup:
+        if not isinstance(name, str) or (version is not None and (not isinstance(version, int)
+                                                                  or isinstance(version, bool))):
+            raise BadRequest("'feature_group' must be a name and 'version' an integer")
+        key = (name, version)
+        with lock:
+            hit = groups.get(key)
+        if hit and (version is not None or time.monotonic() - hit[0] < LATEST_TTL):
+            return hit[1]
+        try:
+            fg = fs.get_feature_group(name, version)
+        except FeatureStoreError as exc:
+            raise NotFound(str(exc)) from None
+        with lock:
+            groups[key] = (time.monotonic(), fg)
+        return fg
+
+    def lookup(body: Any) -> list[dict[str, Any]]:
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        entries = body.get("entries")
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise BadRequest("'entries' must be a list of objects holding primary-key values")
+        if "feature_groups" in body:
+            specs = body["feature_groups"]
+            if not isinstance(specs, list) or not specs or not all(isinstance(s, dict) for s in specs):
+                raise BadRequest("'feature_groups' must be a non-empty list of {name, version, features}")
+            target = [(feature_group(s.get("name"), s.get("version")), s.get("features")) for s in specs]
+        elif "feature_group" in body:
+            target = [(feature_group(body["feature_group"], body.get("version")), body.get("features"))]
+        else:
+            raise BadRequest("name the 'feature_group' (or 'feature_groups') to read")
+        for _, features in target:
+            if features is not None and (not isinstance(features, list)
+                                         or not all(isinstance(f, str) for f in features)):
+                raise BadRequest("'features' must be a list of feature names")
+        try:
+            return fs.get_feature_vectors(target, entries, on_missing=body.get("on_missing", "none"))
+        except KeyError as exc:
+            raise NotFound(exc.args[0]) from None
+
+    async def vectors(request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError) as exc:
+            return JSONResponse({"error": f"the body is not JSON: {exc}"}, status_code=400)
+        try:
+            found = await run_in_threadpool(lookup, body)
+        except BadRequest as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except NotFound as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        except OnlineStoreError as exc:
+            status = 400 if "expects" in str(exc) or "lacks" in str(exc) or "has no feature" in str(exc) else 500
+            return JSONResponse({"error": str(exc)}, status_code=status)
+        except FeatureStoreError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=500)
+        return JSONResponse({"vectors": [json_value(v) for v in found]})
+
+    async def health(_request: Request) -> JSONResponse:
+        def ping() -> None:
+            with fs._online_server().pool.connection() as conn:
+                conn.query("SELECT 1", [])
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception as exc:  # noqa: BLE001 - any failure makes the server unhealthy
+            return JSONResponse({"status": "unavailable", "error": str(exc).splitlines()[0] if str(exc) else
+                                 type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "feature_store": fs.name})
+
+    async def not_found(_request: Request, _exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "not found: use POST /feature-vectors or GET /health"}, status_code=404)
+
+    async def method_not_allowed(_request: Request, _exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "method not allowed"}, status_code=405)
+
+    return Starlette(routes=[Route("/feature-vectors", vectors, methods=["POST"]),
+                             Route("/health", health, methods=["GET"])],
+                     exception_handlers={404: not_found, 405: method_not_allowed})
+
+
+def serve(fs: FeatureStore, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the feature server until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(fs), host=host, port=port, log_level="warning", access_log=False)

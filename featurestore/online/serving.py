@@ -1,0 +1,265 @@
+"""Feature-vector serving: primary-key lookups through a connection pool and prepared statements.
+
+One statement per feature group per call (``WHERE k IN (...)`` / ``WHERE (k1, k2) IN (...)``),
+cached per connection by (table, number of keys). Values come back as the Python values of the
+offline schema; timestamps as naive UTC datetimes, structs as dicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from featurestore.online.store import Connection, OnlineStore
+from featurestore.online.types import OnlineStoreError, from_db, key_to_db
+
+if TYPE_CHECKING:
+    from featurestore.feature_group import FeatureGroup
+
+MAX_STATEMENTS = 64  # prepared statements kept per connection
+
+
+class _Conn:
+    """A pooled connection with its prepared-statement cache."""
+
+    def __init__(self, settings: Connection) -> None:
+        self.dialect = settings.dialect
+        self.raw = settings.connect(database=False)  # statements name their database: it may not exist yet
+        if self.dialect == "mysql":
+            self.raw.autocommit = True  # every lookup sees the latest committed rows
+        self.statements: OrderedDict[str, Any] = OrderedDict()
+
+    def query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        if self.dialect == "sqlite":
+            return self.raw.execute(sql, params).fetchall()  # sqlite3 caches compiled statements itself
+        cur = self.statements.get(sql)
+        if cur is None:
+            cur = self.raw.cursor(prepared=True)
+            self.statements[sql] = cur
+            if len(self.statements) > MAX_STATEMENTS:
+                self.statements.popitem(last=False)[1].close()
+        else:
+            self.statements.move_to_end(sql)
+        try:
+            cur.execute(sql, params)
+            return cur.fetchall()
+        except Exception:
+            self.statements.pop(sql, None)  # never reuse a statement that failed to prepare or run
+            raise
+
+    def close(self) -> None:
+        try:
+            self.raw.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
+
+
+class Pool:
+    """A bounded, blocking connection pool (callers wait for a free connection)."""
+
+    def __init__(self, settings: Connection, size: int, timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self._idle: queue.LifoQueue[_Conn] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def connection(self) -> Iterator[_Conn]:
+        """A connection for the duration of the block; a connection that failed is discarded."""
+        if not self._slots.acquire(timeout=self.timeout):
+            raise OnlineStoreError(f"no free online-store connection after {self.timeout:.0f}s")
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = _Conn(self.settings)
+            try:
+                yield conn
+            except BaseException:
+                conn.close()
+                raise
+            self._idle.put(conn)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close the idle connections."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a lookup of one feature group needs, computed once per (feature group, features)."""
+
+    columns: list[str]       # selected: keys first, then the requested features, then the event time
+    features: list[str]      # returned
+    converters: list[Any]    # fetched value -> Python value, per selected column
+    key_types: list[Any]     # Spark types of the key columns
+    key_back: list[Any]      # bound key parameter -> Python value (to match fetched rows)
+
+
+class Server:
+    """Looks up feature vectors for one online store."""
+
+    def __init__(self, store: OnlineStore, pool_size: int) -> None:
+        self.store = store
+        self.pool = Pool(store.conn, pool_size)
+        self._plans: dict[tuple, _Plan] = {}
+
+    def _plan(self, fg: FeatureGroup, features: Sequence[str] | None) -> _Plan:
+        key = (fg.id, fg._record.get("updated_at"), tuple(features) if features is not None else None)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        if not fg.online_enabled:
+            raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} is not online-enabled")
+        schema = fg.schema
+        names = schema.fieldNames()
+        wanted = list(features) if features is not None else names
+        unknown = [f for f in wanted if f not in names]
+        if unknown:
+            raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} has no feature(s) "
+                                   f"{', '.join(map(repr, unknown))}")
+        extra = [fg.event_time] if fg.event_time and fg._record["options"].get("online_ttl_seconds") else []
+        columns = list(dict.fromkeys(fg.primary_key + wanted + extra))
+        dialect = self.store.dialect
+        plan = _Plan(columns, wanted, [from_db(schema[c].dataType, dialect) for c in columns],
+                     [schema[k].dataType for k in fg.primary_key],
+                     [from_db(schema[k].dataType, dialect) for k in fg.primary_key])
+        if len(self._plans) > 1024:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def lookup(self, fg: FeatureGroup, entries: Sequence[dict[str, Any]], features: Sequence[str] | None = None,
+               on_missing: str = "none") -> list[dict[str, Any] | None]:
+        """Vectors of ``fg`` for each entry (a dict holding the primary-key values)."""
+        from featurestore.online.sync import ttl_cutoff
+
+        if on_missing not in ("none", "raise"):
+            raise OnlineStoreError(f"on_missing must be 'none' or 'raise', got {on_missing!r}")
+        plan = self._plan(fg, features)
+        pk, dialect = fg.primary_key, self.store.dialect
+        params_of: list[tuple] = []
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise OnlineStoreError(f"an entry must be a mapping of primary-key values, got {entry!r}")
+            missing = [k for k in pk if k not in entry]
+            if missing:
+                raise OnlineStoreError(f"entry {entry!r} lacks primary-key column(s) {', '.join(map(repr, missing))} "
+                                       f"of feature group '{fg.name}'")
+            params_of.append(tuple(key_to_db(k, t, dialect, entry[k]) for k, t in zip(pk, plan.key_types, strict=True)))
+        unique = list(dict.fromkeys(p for p in params_of if None not in p))
+        found: dict[tuple, dict[str, Any]] = {}
+        if unique:
+            sql = self.store.select_sql(fg, plan.columns, len(unique))
+            flat = [v for p in unique for v in p]
+            with self.pool.connection() as conn:
+                try:
+                    rows = conn.query(sql, flat)
+                except OnlineStoreError:
+                    raise
+                except Exception as exc:
+                    if _missing_table(exc):  # nothing materialized yet: every key is missing
+                        rows = []
+                    else:
+                        raise OnlineStoreError(f"online lookup in {self.store.table_name(fg)} failed: "
+                                               f"{getattr(exc, 'msg', None) or exc}") from None
+            cutoff = ttl_cutoff(fg) if "online_ttl_seconds" in fg._record["options"] else None
+            for raw in rows:
+                values = {c: conv(v) for c, conv, v in zip(plan.columns, plan.converters, raw, strict=True)}
+                if cutoff is not None and values[fg.event_time] is not None and values[fg.event_time] < cutoff:
+                    continue  # expired: not served even before the job purges it
+                found[tuple(values[k] for k in pk)] = values
+        key_convs = plan.key_back
+        out: list[dict[str, Any] | None] = []
+        for entry, params in zip(entries, params_of, strict=True):
+            values = found.get(tuple(c(v) for c, v in zip(key_convs, params, strict=True)))
+            if values is None:
+                if on_missing == "raise":
+                    raise KeyError(f"no online row for key {', '.join(f'{k}={entry[k]!r}' for k in pk)} in "
+                                   f"feature group '{fg.name}' v{fg.version}")
+                out.append({f: (entry[f] if f in pk else None) for f in plan.features})
+            else:
+                out.append({f: values[f] for f in plan.features})
+        return out
+
+    def vectors(self, targets: Sequence[Target], entries: Sequence[dict[str, Any]],
+                on_missing: str = "none") -> list[dict[str, Any]]:
+        """Join the vectors of several feature groups by key: one lookup per feature group."""
+        merged: list[dict[str, Any]] = [{} for _ in entries]
+        owner: dict[str, str] = {}
+        for fg, features, rename in targets:
+            part = self.lookup(fg, entries, features, on_missing)
+            for name in self._plan(fg, features).features:
+                out = rename.get(name, name)
+                if out in owner and name not in fg.primary_key:
+                    raise OnlineStoreError(f"feature '{out}' is in both '{owner[out]}' and '{fg.name}': "
+                                           "select features explicitly to disambiguate")
+                owner.setdefault(out, fg.name)
+            for vec, values in zip(merged, part, strict=True):
+                for k, v in values.items():
+                    out = rename.get(k, k)
+                    if out not in vec or vec[out] is None:
+                        vec[out] = v
+        return merged
+
+
+Target = tuple["FeatureGroup", "Sequence[str] | None", dict[str, str]]
+
+
+def normalize_target(target: Any, features: Sequence[str] | None = None) -> list[Target]:
+    """A feature group, a Query (``fg.select(...).join(...)``: its feature groups with their output
+    names), or a list of feature groups or ``(feature group, features)`` pairs."""
+    if hasattr(target, "parts"):
+        items: list[Any] = [(p.feature_group, [src for src, _ in p.features], {src: out for src, out in p.features})
+                            for p in target.parts()]
+    else:
+        items = list(target) if isinstance(target, (list, tuple)) else [target]
+    out: list[Target] = []
+    for item in items:
+        fg, chosen, rename = (item + ({},))[:3] if isinstance(item, tuple) else (item, None, {})
+        if features is not None:
+            names = [f.name for f in fg.features] if chosen is None else list(chosen)
+            chosen = [f for f in names if rename.get(f, f) in features]
+        out.append((fg, chosen, rename))
+    if features is not None:
+        known = {rename.get(f, f) for _, ch, rename in out for f in (ch or [])}
+        unknown = [f for f in features if f not in known]
+        if unknown:
+            raise OnlineStoreError(f"no feature group of the target has feature(s) {', '.join(map(repr, unknown))}")
+    return out
+
+
+def _missing_table(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (1049, 1146) or "no such table" in str(exc)
+
+
+def json_value(value: Any) -> Any:
+    """A served value as JSON (datetimes ISO 8601 UTC, decimals as strings, bytes base64)."""
+    import base64
+    import decimal
+
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_value(v) for v in value]
+    return value

@@ -1,0 +1,239 @@
+"""Spark -> online SQL type mapping and the value conversions both ways.
+
+=====================  ===============================  ==========================
+Spark type             MariaDB / MySQL                  SQLite
+=====================  ===============================  ==========================
+boolean                BOOLEAN (TINYINT(1))             INTEGER 0/1
+byte, short, int       TINYINT, SMALLINT, INT           INTEGER
+long                   BIGINT                           INTEGER
+float, double          FLOAT, DOUBLE (NaN/inf -> NULL)  REAL (NaN/inf -> NULL)
+decimal(p,s)           DECIMAL(p,s) (exact)             TEXT (exact decimal string)
+string                 LONGTEXT / key: VARCHAR(255)     TEXT
+binary                 LONGBLOB / key: VARBINARY(255)   BLOB
+date                   DATE                             TEXT yyyy-mm-dd
+timestamp(_ntz)        DATETIME(6), UTC                 INTEGER microseconds since epoch, UTC
+array, map, struct     LONGTEXT JSON                    TEXT JSON
+=====================  ===============================  ==========================
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pyspark.sql import types as T
+
+from featurestore.errors import FeatureStoreError
+
+EPOCH = dt.datetime(1970, 1, 1)
+_WIDE = decimal.Context(prec=100)  # Spark decimals have up to 38 digits; the default context keeps 28
+_INTS = {T.ByteType: "TINYINT", T.ShortType: "SMALLINT", T.IntegerType: "INT", T.LongType: "BIGINT"}
+
+
+class OnlineStoreError(FeatureStoreError):
+    """The online store refused an operation or its input; names the table, column or key at fault."""
+
+
+def kind_of(dtype: T.DataType) -> str:
+    """Conversion family of a Spark type."""
+    if isinstance(dtype, T.BooleanType):
+        return "bool"
+    if isinstance(dtype, tuple(_INTS)):
+        return "int"
+    if isinstance(dtype, (T.FloatType, T.DoubleType)):
+        return "float"
+    if isinstance(dtype, T.DecimalType):
+        return "decimal"
+    if isinstance(dtype, T.StringType):
+        return "string"
+    if isinstance(dtype, T.BinaryType):
+        return "binary"
+    if isinstance(dtype, T.DateType):
+        return "date"
+    if isinstance(dtype, (T.TimestampType, T.TimestampNTZType)):
+        return "timestamp"
+    if isinstance(dtype, (T.ArrayType, T.MapType, T.StructType)):
+        return "json"
+    raise OnlineStoreError(f"type {dtype.simpleString()} is not supported by the online store")
+
+
+def sql_type(dtype: T.DataType, dialect: str, key: bool = False) -> str:
+    """Column type of ``dtype`` in ``dialect`` (``mysql`` or ``sqlite``); ``key`` for primary-key columns."""
+    kind = kind_of(dtype)
+    if dialect == "sqlite":
+        return {"bool": "INTEGER", "int": "INTEGER", "float": "REAL", "decimal": "TEXT", "string": "TEXT",
+                "binary": "BLOB", "date": "TEXT", "timestamp": "INTEGER", "json": "TEXT"}[kind]
+    if kind == "int":
+        return _INTS[type(dtype)]
+    if kind == "float":
+        return "FLOAT" if isinstance(dtype, T.FloatType) else "DOUBLE"
+    if kind == "decimal":
+        return f"DECIMAL({dtype.precision},{dtype.scale})"
+    if kind == "string":
+        # nopad_bin: keys compare byte for byte ('a' != 'A', 'a' != 'a '), as they do offline
+        return ("VARCHAR(255)" if key else "LONGTEXT") + " CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+    if kind == "binary":
+        return "VARBINARY(255)" if key else "LONGBLOB"
+    return {"bool": "BOOLEAN", "date": "DATE", "timestamp": "DATETIME(6)",
+            "json": "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"}[kind]
+
+
+# -- Python values -> JSON (nested types) ---------------------------------------------------------
+def to_json_value(value: Any, dtype: T.DataType) -> Any:
+    """A JSON-serialisable form of a nested value (maps -> objects, decimals -> strings, ...)."""
+    if value is None:
+        return None
+    if isinstance(dtype, T.ArrayType):
+        return [to_json_value(v, dtype.elementType) for v in value]
+    if isinstance(dtype, T.MapType):
+        items = value.items() if isinstance(value, dict) else value
+        return {_json_key(k): to_json_value(v, dtype.valueType) for k, v in items}
+    if isinstance(dtype, T.StructType):
+        get = value.get if isinstance(value, dict) else (lambda n: getattr(value, n))
+        return {f.name: to_json_value(get(f.name), f.dataType) for f in dtype.fields}
+    kind = kind_of(dtype)
+    if kind == "float":
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if kind == "decimal":
+        return str(value)
+    if kind == "binary":
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if kind == "date":
+        return value.isoformat()
+    if kind == "timestamp":
+        return _naive_utc(value).isoformat()
+    return value
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, (dt.date, dt.datetime)):
+        return key.isoformat()
+    return str(key)
+
+
+def from_json_value(value: Any, dtype: T.DataType) -> Any:
+    """The inverse of :func:`to_json_value`: Python values of the offline schema (structs as dicts)."""
+    if value is None:
+        return None
+    if isinstance(dtype, T.ArrayType):
+        return [from_json_value(v, dtype.elementType) for v in value]
+    if isinstance(dtype, T.MapType):
+        return {from_json_value(k, dtype.keyType): from_json_value(v, dtype.valueType) for k, v in value.items()}
+    if isinstance(dtype, T.StructType):
+        return {f.name: from_json_value(value.get(f.name), f.dataType) for f in dtype.fields}
+    kind = kind_of(dtype)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else str(value).lower() == "true"
+    if kind == "decimal":
+        return decimal.Decimal(value)
+    if kind == "binary":
+        return base64.b64decode(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    if kind == "timestamp":
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+# -- Python values -> database parameters -------------------------------------------------------
+def to_db(dtype: T.DataType, dialect: str) -> Callable[[Any], Any]:
+    """A function turning one Python value of ``dtype`` into a bound parameter for ``dialect``."""
+    kind = kind_of(dtype)
+    sqlite = dialect == "sqlite"
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if kind == "float":
+            # MariaDB DOUBLE has no NaN/Infinity: both backends store them as NULL (documented)
+            return None if math.isnan(v) or math.isinf(v) else float(v)
+        if kind == "bool":
+            return int(bool(v)) if sqlite else bool(v)
+        if kind == "int":
+            return int(v)
+        if kind == "decimal":
+            return str(v) if sqlite else decimal.Decimal(v)
+        if kind == "date":
+            return v.isoformat() if sqlite else v
+        if kind == "timestamp":
+            naive = _naive_utc(v)
+            if sqlite:
+                delta = naive - EPOCH
+                return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+            return naive
+        if kind == "json":
+            return json.dumps(to_json_value(v, dtype), ensure_ascii=False, separators=(",", ":"))
+        if kind == "binary":
+            return bytes(v)
+        return v
+
+    return conv
+
+
+def from_db(dtype: T.DataType, dialect: str) -> Callable[[Any], Any]:
+    """A function turning one fetched value back into the Python value of the offline schema.
+
+    Timestamps come back as naive UTC datetimes, as ``fg.read().collect()`` gives them in a UTC session.
+    """
+    kind = kind_of(dtype)
+
+    def conv(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, (bytes, bytearray)) and kind not in ("binary",):
+            v = bytes(v).decode("utf-8")
+        if kind == "bool":
+            return bool(int(v))
+        if kind == "int":
+            return int(v)
+        if kind == "float":
+            return float(v)
+        if kind == "decimal":
+            return decimal.Decimal(str(v)).quantize(decimal.Decimal(1).scaleb(-dtype.scale), context=_WIDE)
+        if kind == "date":
+            return dt.date.fromisoformat(v) if isinstance(v, str) else v
+        if kind == "timestamp":
+            if isinstance(v, int):
+                return EPOCH + dt.timedelta(microseconds=v)
+            return v.replace(tzinfo=None) if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(str(v))
+        if kind == "json":
+            return from_json_value(json.loads(v), dtype)
+        if kind == "binary":
+            return bytes(v)
+        return v
+
+    return conv
+
+
+def key_to_db(name: str, dtype: T.DataType, dialect: str, value: Any) -> Any:
+    """A lookup key value as a bound parameter; wrong types are an error naming the key column."""
+    kind = kind_of(dtype)
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError
+            value = int(value)
+        elif kind == "string" and not isinstance(value, str):
+            raise ValueError
+        elif kind == "date" and isinstance(value, str):
+            value = dt.date.fromisoformat(value)
+        elif kind == "timestamp" and isinstance(value, str):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        elif kind == "decimal":
+            value = decimal.Decimal(str(value))
+        return to_db(dtype, dialect)(value)
+    except (ValueError, TypeError, ArithmeticError):
+        raise OnlineStoreError(f"key column '{name}' expects {dtype.simpleString()}, got {value!r}") from None

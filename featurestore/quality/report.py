@@ -1,0 +1,234 @@
+"""The statistics report: one static HTML file, plots embedded as PNG data URIs, no network needed.
+
+Sections: summary, per-feature statistics of the current snapshot, histograms (numeric) and top
+values (categorical), the correlation heat map, each metric across commits, and the validation
+history. A small inline script marks the page once every plot has loaded (``data-plots-loaded``)
+and records script errors (``data-errors``), which the tests read back from headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from featurestore.feature_group import FeatureGroup
+
+TREND_METRICS = ("completeness", "mean", "min", "max", "stddev", "approx_distinct")
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img class="plot" src="{uri}" alt="{html.escape(alt)}">'
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    return html.escape(str(value))
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) else None
+    return None
+
+
+def _histogram_plot(name: str, entry: dict[str, Any]) -> str | None:
+    import matplotlib.pyplot as plt
+
+    if entry.get("histogram"):
+        bins = entry["histogram"]
+        fig, ax = plt.subplots(figsize=(4.2, 2.6))
+        lefts = [b["lower"] for b in bins]
+        widths = [max(b["upper"] - b["lower"], 1e-12) if len(bins) > 1 else 1.0 for b in bins]
+        ax.bar(lefts, [b["count"] for b in bins], width=widths, align="edge", color="#4c72b0", edgecolor="white")
+        ax.set_title(f"{name}: histogram", fontsize=9)
+    elif entry.get("top_values"):
+        top = entry["top_values"][:15]
+        fig, ax = plt.subplots(figsize=(4.2, 2.6))
+        ax.barh([str(t["value"])[:24] for t in reversed(top)], [t["count"] for t in reversed(top)], color="#55a868")
+        ax.set_title(f"{name}: top values", fontsize=9)
+    else:
+        return None
+    ax.tick_params(labelsize=7)
+    return _png(fig)
+
+
+def _correlation_plot(corr: dict[str, dict[str, Any]]) -> str | None:
+    import matplotlib.pyplot as plt
+
+    names = list(corr)
+    if len(names) < 2:
+        return None
+    matrix = [[_num(corr[a][b]) if _num(corr[a][b]) is not None else float("nan") for b in names] for a in names]
+    size = 1.2 + 0.5 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(matrix, cmap="coolwarm", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if not math.isnan(matrix[i][j]):
+                ax.text(j, i, f"{matrix[i][j]:.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title("Correlation (Pearson)", fontsize=9)
+    return _png(fig)
+
+
+def _trend_plot(column: str, history: list[dict[str, Any]]) -> str | None:
+    import matplotlib.pyplot as plt
+
+    series = {}
+    for metric in TREND_METRICS:
+        points = [(i, _num(h["columns"].get(column, {}).get(metric))) for i, h in enumerate(history)]
+        points = [(i, v) for i, v in points if v is not None]
+        if points:
+            series[metric] = points
+    if not series:
+        return None
+    fig, axes = plt.subplots(1, len(series), figsize=(2.1 * len(series), 2.0), squeeze=False)
+    labels = [str(h.get("commit_id") or "")[-9:] for h in history]
+    for ax, (metric, points) in zip(axes[0], series.items(), strict=True):
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#c44e52")
+        ax.set_title(metric, fontsize=8)
+        ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=5)
+        ax.tick_params(axis="y", labelsize=6)
+    fig.suptitle(f"{column} across commits", fontsize=9)
+    return _png(fig)
+
+
+def _validation_plot(reports: list[Any]) -> str | None:
+    import matplotlib.pyplot as plt
+
+    if not reports:
+        return None
+    ordered = list(reversed(reports))
+    colors = {"Success": "#55a868", "Warning": "#dd8452", "Error": "#c44e52"}
+    passed = [len(r.results) - len(r.failures) for r in ordered]
+    failed = [len(r.failures) for r in ordered]
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.4 * len(ordered) + 1.5), 2.4))
+    xs = range(len(ordered))
+    ax.bar(xs, passed, color="#55a868", label="passed")
+    ax.bar(xs, failed, bottom=passed, color=[colors.get(r.status, "#999") for r in ordered], label="failed")
+    ax.set_xticks(list(xs), [f"#{r.id}" for r in ordered], fontsize=6)
+    ax.set_title("Constraints per validation", fontsize=9)
+    ax.legend(fontsize=6)
+    return _png(fig)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222}
+h1{font-size:22px}h2{font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:10px}
+img.plot{border:1px solid #eee}.Success{color:#2a7a3a}.Warning{color:#b0601a}.Error{color:#b02a2a}
+.muted{color:#777;font-size:12px}
+"""
+
+SCRIPT = """
+(function(){
+  var errors=[];
+  window.addEventListener('error',function(e){errors.push(String(e.message||e.type));
+    document.body.setAttribute('data-errors',String(errors.length));},true);
+  function done(){
+    var imgs=document.querySelectorAll('img.plot'),ok=0,bad=0;
+    imgs.forEach(function(i){if(i.complete&&i.naturalWidth>0){ok++;}else{bad++;}});
+    document.body.setAttribute('data-plots-total',String(imgs.length));
+    document.body.setAttribute('data-plots-loaded',String(ok));
+    document.body.setAttribute('data-plots-broken',String(bad));
+    document.body.setAttribute('data-errors',String(errors.length));
+  }
+  if(document.readyState==='complete'){done();}else{window.addEventListener('load',done);}
+})();
+"""
+
+
+def render_report(fg: FeatureGroup, table_stats: dict[str, Any], history: list[dict[str, Any]],
+                  reports: list[Any]) -> str:
+    """The report's HTML text."""
+    title = f"Feature group {fg.name} v{fg.version}"
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>",
+             f"<p class='muted'>Generated {now}. Primary key: {html.escape(', '.join(fg.primary_key))}; "
+             f"event time: {html.escape(str(fg.event_time))}; rows in the snapshot: {_fmt(table_stats.get('rows'))}; "
+             f"commits with statistics: {len(history)}; validations: {len(reports)}.</p>"]
+    columns = table_stats.get("columns", {})
+    parts.append("<h2>Features (current snapshot)</h2><table><tr><th class='l'>feature</th><th class='l'>type</th>"
+                 "<th>completeness</th><th>approx. distinct</th><th>min</th><th>max</th><th>mean</th><th>stddev</th>"
+                 "<th>median</th><th>min len</th><th>max len</th></tr>")
+    for name, e in columns.items():
+        median = (e.get("quantiles") or {}).get("0.5")
+        parts.append(f"<tr><td class='l'>{html.escape(name)}</td><td class='l'>{html.escape(e['type'])}</td>"
+                     + "".join(f"<td>{_fmt(e.get(k))}</td>" for k in ("completeness", "approx_distinct", "min", "max",
+                                                                      "mean", "stddev"))
+                     + f"<td>{_fmt(median)}</td><td>{_fmt(e.get('min_length'))}</td>"
+                       f"<td>{_fmt(e.get('max_length'))}</td></tr>")
+    parts.append("</table>")
+    plots = [p for p in (_histogram_plot(n, e) for n, e in columns.items()) if p]
+    parts.append("<h2>Distributions</h2><div class='plots'>" + "".join(_img(p, "distribution") for p in plots)
+                 + "</div>" if plots else "<h2>Distributions</h2><p class='muted'>No data yet.</p>")
+    heat = _correlation_plot(table_stats.get("correlations") or {})
+    parts.append("<h2>Correlations</h2>" + (_img(heat, "correlation heat map") if heat
+                                            else "<p class='muted'>Fewer than two numeric features.</p>"))
+    parts.append("<h2>Metrics across commits</h2>")
+    trend = [p for p in (_trend_plot(n, history) for n in columns) if p] if history else []
+    parts.append("<div class='plots'>" + "".join(_img(p, "metric trend") for p in trend) + "</div>" if trend
+                 else "<p class='muted'>No per-commit statistics stored yet.</p>")
+    parts.append("<h2>Validation history</h2>")
+    vplot = _validation_plot(reports)
+    if vplot:
+        parts.append(_img(vplot, "validation history"))
+    if reports:
+        parts.append("<table><tr><th>#</th><th class='l'>validated</th><th class='l'>outcome</th><th class='l'>status"
+                     "</th><th class='l'>commit</th><th>rows</th><th class='l'>failed constraints</th></tr>")
+        for r in reports:
+            failed = "<br>".join(html.escape(f"[{f.level}] {f.constraint} = {_fmt(f.value)}") for f in r.failures)
+            parts.append(f"<tr><td>{r.id}</td><td class='l'>{html.escape(r.validated_at)}</td>"
+                         f"<td class='l'>{html.escape(str(r.outcome))}</td><td class='l {r.status}'>{r.status}</td>"
+                         f"<td class='l'>{html.escape(str(r.commit_id or '—'))}</td><td>{_fmt(r.rows)}</td>"
+                         f"<td class='l'>{failed or '—'}</td></tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p class='muted'>No validations recorded.</p>")
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(fg: FeatureGroup, path: str | None = None, compute: bool = True) -> str:
+    """Write the report for ``fg`` (default ``<warehouse>/<store>/reports/<name>_<version>.html``).
+
+    With ``compute`` the current snapshot's statistics (histograms and correlations included) are
+    computed and stored first; otherwise the newest stored statistics are shown.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if compute:
+        table_stats = fg.compute_statistics({"histograms": True, "correlations": True})
+    else:
+        table_stats = fg.get_statistics() or {"rows": 0, "columns": {}}
+    history = [s for s in fg.get_all_statistics() if s["kind"] == "commit"]
+    reports = fg.get_validation_history()
+    target = Path(path) if path else fg._fs.location / "reports" / f"{fg.table_name}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_report(fg, table_stats, history, reports), encoding="utf-8")
+    return str(target)

@@ -1,0 +1,154 @@
+"""From feature names to a query, and from a query plus a spine to point-in-time correct rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import reduce
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from featurestore.hudi.timeline import normalize_instant
+from featurestore.query.pit import FeatureSource, pit_join
+from featurestore.query.query import Part, Query, QueryError
+
+if TYPE_CHECKING:
+    from featurestore.feature_group import FeatureGroup
+    from featurestore.feature_store import FeatureStore
+
+FIRST_INSTANT = "00000000000000000"
+
+
+def resolve_features(fs: FeatureStore, names: list[str]) -> Query:
+    """A query over the latest version of the feature groups holding ``names``.
+
+    ``"fg.feature"`` picks a feature group; a bare name must belong to exactly one feature group, except
+    primary-key columns, which are taken from the first feature group that has them. Feature groups are
+    joined (inner) on the primary-key columns they share with the first one.
+    """
+    queries = feature_queries(fs, names)
+    query = queries[0]
+    for other in queries[1:]:
+        query = query.join(other)
+    return query
+
+
+def feature_queries(fs: FeatureStore, names: list[str]) -> list[Query]:
+    """One query per feature group holding ``names`` (resolved as by :func:`resolve_features`), not joined."""
+    if isinstance(names, str) or not names:
+        raise QueryError("get_features needs a non-empty list of feature names")
+    latest: dict[str, FeatureGroup] = {}
+    for fg in fs.get_feature_groups():
+        latest[fg.name] = fg  # ordered by version: the last one wins
+    chosen: dict[str, list[str]] = {}
+    pending_keys: list[str] = []
+    for name in names:
+        if "." in name:
+            fg_name, feature = name.split(".", 1)
+            if fg_name not in latest:
+                raise QueryError(f"feature '{name}': no feature group '{fg_name}' in feature store '{fs.name}'")
+            if feature not in [f.name for f in latest[fg_name].features]:
+                raise QueryError(f"feature '{name}': feature group '{fg_name}' has no feature '{feature}'")
+            chosen.setdefault(fg_name, []).append(feature)
+            continue
+        candidates = [fg for fg in latest.values() if name in [f.name for f in fg.features]]
+        if not candidates:
+            raise QueryError(f"no feature group has a feature '{name}'")
+        if len(candidates) > 1:
+            if all(name in fg.primary_key for fg in candidates):
+                pending_keys.append(name)
+                continue
+            raise QueryError(f"feature '{name}' is ambiguous: it is in feature groups "
+                             f"{', '.join(repr(fg.name) for fg in candidates)}; write '<feature group>.{name}'")
+        chosen.setdefault(candidates[0].name, []).append(name)
+    for key in pending_keys:
+        owner = next((n for n in chosen if key in latest[n].primary_key), None)
+        if owner is None:
+            owner = next(fg.name for fg in latest.values() if key in fg.primary_key)
+        chosen.setdefault(owner, []).insert(0, key)
+    return [latest[fg_name].select(feats) for fg_name, feats in chosen.items()]
+
+
+def entity_keys(fg: FeatureGroup) -> list[str]:
+    """Join keys of a point-in-time join: the primary key without the event-time column."""
+    return [c for c in fg.primary_key if c != fg.event_time]
+
+
+def resolve_commit(fg: FeatureGroup, as_of: str | None) -> str | None:
+    """The commit a read ``as_of`` (None = now) sees: the newest commit at or before it, or None."""
+    limit = normalize_instant(as_of) if as_of else None
+    for commit in fg.commit_details():  # newest first
+        if limit is None or commit <= limit:
+            return commit
+    return None
+
+
+def history(fg: FeatureGroup, up_to: str | None) -> DataFrame:
+    """Every row version written by the commits up to ``up_to`` (inclusive), with ``_hoodie_commit_time``.
+
+    One incremental read per commit: each returns the rows as that commit wrote them, including values a
+    later upsert overwrote (as long as the cleaner kept that file version).
+    """
+    commits = sorted(c for c in fg.commit_details() if up_to is None or c <= up_to)
+    frames, previous = [], FIRST_INSTANT
+    for commit in commits:
+        frames.append(fg.read_changes(previous, commit, include_meta=True))
+        previous = commit
+    if not frames:
+        empty = fg.read(include_meta=True)
+        return empty.limit(0)
+    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def as_queries(fs: FeatureStore, features_or_query: Query | list[Query] | list[str]) -> list[Query]:
+    """A query, a list of queries, or feature names (one query per feature group, not joined)."""
+    if isinstance(features_or_query, Query):
+        return [features_or_query]
+    items = list(features_or_query or [])
+    if items and all(isinstance(i, Query) for i in items):
+        return items
+    if items and all(isinstance(i, str) for i in items):
+        return feature_queries(fs, items)
+    raise QueryError("features must be a Query, a list of Queries or a non-empty list of feature names")
+
+
+def point_in_time(fs: FeatureStore, spine: DataFrame, query: Query | list[Query], spine_event_time: str,
+                  ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
+                  ) -> tuple[DataFrame, dict[str, str | None]]:
+    """The spine with the query's features joined point-in-time; also the commit read per feature group."""
+    if ttl is not None and not isinstance(ttl, dt.timedelta):
+        raise QueryError(f"ttl must be a datetime.timedelta, got {type(ttl).__name__}")
+    if not isinstance(spine, DataFrame):
+        raise QueryError(f"spine must be a Spark DataFrame, got {type(spine).__name__}")
+    sources, commits = [], {}
+    parts = [p for qry in ([query] if isinstance(query, Query) else query) for p in qry.parts()]
+    for part in parts:
+        source, commit = _source(part, spine, spine_event_time, as_known_at_spine_time)
+        commits[part.feature_group.table_name] = commit
+        if source.features:
+            sources.append(source)
+    return pit_join(spine, spine_event_time, sources, ttl), commits
+
+
+def _source(part: Part, spine: DataFrame, spine_event_time: str, as_known: bool) -> tuple[FeatureSource, str | None]:
+    fg = part.feature_group
+    if not fg.event_time:
+        raise QueryError(f"feature group '{fg.name}' v{fg.version} has no event_time: a point-in-time join needs "
+                         "one (create the feature group with event_time=...)")
+    commit = resolve_commit(fg, part.as_of)
+    if as_known:
+        df = history(fg, commit) if commit else fg.read(include_meta=True).limit(0)
+        if "_hoodie_commit_time" not in df.columns:  # a feature group without any commit yet
+            df = df.withColumn("_hoodie_commit_time", F.lit(None).cast("string"))
+    else:
+        df = fg.read(as_of=commit) if commit else fg.read()
+    for cond in part.filters:
+        df = df.where(F.expr(cond))
+    keys = entity_keys(fg)
+    # keys and the event time are already spine columns of the same name: not repeated
+    skip = set(keys) | {fg.event_time}
+    features = tuple((src, out) for src, out in part.features
+                     if not (src == out and src in skip and out in spine.columns))
+    return FeatureSource(fg.table_name, df, tuple(keys), fg.event_time, features,
+                         "_hoodie_commit_time" if as_known else None), commit

@@ -1,0 +1,322 @@
+"""Queries over feature groups: select, filter, join and per-feature-group commit-time travel.
+
+A :class:`Query` is an immutable description; ``read()`` turns it into a Spark DataFrame and
+``to_string()`` into Spark SQL. Filters apply to the rows of the query's own feature group,
+before any join; joins are nested (``a.join(b.join(c))`` joins ``b`` with ``c`` first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from featurestore.errors import FeatureStoreError
+from featurestore.hudi.timeline import normalize_instant
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from featurestore.feature_group import FeatureGroup
+    from featurestore.feature_store import FeatureStore
+
+JOIN_TYPES = ("inner", "left", "right", "outer")
+
+
+class QueryError(FeatureStoreError, ValueError):
+    """A query that cannot be built: names the feature, column, feature group or option at fault."""
+
+
+def q(name: str) -> str:
+    """A back-quoted Spark SQL identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass(frozen=True)
+class Join:
+    """One join of a query with another query."""
+
+    query: Query
+    left_on: tuple[str, ...]
+    right_on: tuple[str, ...]
+    join_type: str = "inner"
+    prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class Part:
+    """The share of one feature group in a (flattened) query: what a point-in-time join needs."""
+
+    feature_group: FeatureGroup
+    features: tuple[tuple[str, str], ...]  # (column of the feature group, output name)
+    filters: tuple[str, ...]
+    as_of: str | None
+
+
+class Query:
+    """Features selected from one feature group, optionally joined with other queries."""
+
+    def __init__(self, fg: FeatureGroup, features: list[str] | tuple[str, ...], filters: tuple[str, ...] = (),
+                 as_of: str | None = None, joins: tuple[Join, ...] = ()) -> None:
+        names = [f.name for f in fg.features]
+        if not names:
+            raise QueryError(f"feature group '{fg.name}' v{fg.version} has no features yet (insert data first)")
+        unknown = [f for f in features if f not in names]
+        if unknown:
+            raise QueryError(f"feature group '{fg.name}' v{fg.version} has no feature(s) "
+                             f"{', '.join(map(repr, unknown))} (features: {', '.join(names)})")
+        dupes = sorted({f for f in features if list(features).count(f) > 1})
+        if dupes:
+            raise QueryError(f"feature(s) {', '.join(map(repr, dupes))} selected twice from '{fg.name}'")
+        self._fg = fg
+        self._features = tuple(features)
+        self._filters = tuple(filters)
+        self._as_of = as_of
+        self._joins = tuple(joins)
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def feature_group(self) -> FeatureGroup:
+        """The feature group this query starts from."""
+        return self._fg
+
+    @property
+    def features(self) -> list[str]:
+        """Output column names, in order (joined features with their prefix)."""
+        return [name for name, _ in self._outputs()]
+
+    @property
+    def joins(self) -> list[Join]:
+        """The joins of this query (not of the joined queries)."""
+        return list(self._joins)
+
+    def __repr__(self) -> str:
+        return f"Query({self._fg.name!r} v{self._fg.version}, features={self.features})"
+
+    def _outputs(self) -> list[tuple[str, str]]:
+        """(output name, origin) of every output column; origin = 'fg_name.column'."""
+        out = [(f, f"{self._fg.name}.{f}") for f in self._features]
+        for j in self._joins:
+            out += _right_outputs(out, j)
+        return out
+
+    def parts(self) -> list[Part]:
+        """The feature groups of the query with their output features, depth first."""
+        parts = [Part(self._fg, tuple((f, f) for f in self._features), self._filters, self._as_of)]
+        for j in self._joins:
+            merged = {name for name, _ in _merged_keys([n for n, _ in self._outputs_before(j)], j)}
+            for p in j.query.parts():
+                feats = tuple((src, (j.prefix or "") + out) for src, out in p.features
+                              if j.prefix or out not in merged)
+                parts.append(replace(p, features=feats))
+        return parts
+
+    def _outputs_before(self, join: Join) -> list[tuple[str, str]]:
+        out = [(f, f"{self._fg.name}.{f}") for f in self._features]
+        for j in self._joins:
+            if j is join:
+                return out
+            out += _right_outputs(out, j)
+        return out
+
+    # -- building ----------------------------------------------------------------------------
+    def _copy(self, **changes: Any) -> Query:
+        fields = {"fg": self._fg, "features": self._features, "filters": self._filters, "as_of": self._as_of,
+                  "joins": self._joins}
+        fields.update(changes)
+        return Query(**fields)
+
+    def filter(self, condition: Column | str) -> Query:
+        """Keep the rows of this query's feature group matching ``condition`` (a Column or SQL text).
+
+        The condition may use any column of the feature group, selected or not; it applies before joins.
+        Column conditions are stored as the SQL Spark resolves them to.
+        """
+        frame = self._fg.read(as_of=self._as_of)
+        try:
+            plan = frame.where(F.expr(condition) if isinstance(condition, str) else condition)
+            sql = plan._jdf.queryExecution().analyzed().condition().sql()
+        except Exception as exc:  # AnalysisException, ParseException: name the feature group
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise QueryError(f"filter {condition!r} on feature group '{self._fg.name}' v{self._fg.version} is "
+                             f"invalid: {first}") from None
+        return self._copy(filters=self._filters + (sql,))
+
+    def as_of(self, commit_or_time: str | dt.datetime | None) -> Query:
+        """Read this query's feature group as of a commit id or a time (UTC); None = the latest."""
+        value = normalize_instant(commit_or_time) if commit_or_time is not None else None
+        return self._copy(as_of=value)
+
+    def join(self, other: Query, on: list[str] | str | None = None, left_on: list[str] | str | None = None,
+             right_on: list[str] | str | None = None, join_type: str = "inner", prefix: str | None = None) -> Query:
+        """Join with ``other``; ``on=None`` (and no ``left_on``/``right_on``) joins on the primary-key
+        columns the two feature groups share. Output name collisions need a ``prefix`` for ``other``."""
+        if not isinstance(other, Query):
+            raise QueryError(f"join needs a Query (e.g. fg.select_all()), got {type(other).__name__}")
+        if join_type not in JOIN_TYPES:
+            raise QueryError(f"unknown join_type {join_type!r}; use one of {', '.join(JOIN_TYPES)}")
+        as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))  # noqa: E731
+        on_l, left_l, right_l = as_list(on), as_list(left_on), as_list(right_on)
+        right_fg = other.feature_group
+        if on_l and (left_l or right_l):
+            raise QueryError("join: pass either on or left_on/right_on, not both")
+        if bool(left_l) != bool(right_l) or len(left_l) != len(right_l):
+            raise QueryError(f"join: left_on {left_l} and right_on {right_l} must have the same number of columns")
+        if not on_l and not left_l:
+            on_l = [c for c in self._fg.primary_key if c in right_fg.primary_key]
+            if not on_l:
+                raise QueryError(f"feature groups '{self._fg.name}' (primary key {self._fg.primary_key}) and "
+                                 f"'{right_fg.name}' (primary key {right_fg.primary_key}) share no primary-key "
+                                 "column: pass on= or left_on=/right_on=")
+        if on_l:
+            left_l = right_l = on_l
+        for fg, cols, side in ((self._fg, left_l, "left"), (right_fg, right_l, "right")):
+            names = [f.name for f in fg.features]
+            missing = [c for c in cols if c not in names]
+            if missing:
+                raise QueryError(f"join key(s) {', '.join(map(repr, missing))} ({side}) are not columns of feature "
+                                 f"group '{fg.name}' v{fg.version}")
+        if prefix is not None and not prefix:
+            raise QueryError("prefix must be a non-empty string or None")
+        new = Join(other, tuple(left_l), tuple(right_l), join_type, prefix)
+        current = self._outputs()
+        right = _right_outputs(current, new)
+        taken = {name: origin for name, origin in current}
+        clashes = [f"'{name}' ({taken[name]} and {origin})" for name, origin in right if name in taken]
+        if clashes:
+            raise QueryError(f"feature name collision: {', '.join(clashes)}; pass prefix= to join() or select "
+                             "fewer features")
+        return self._copy(joins=self._joins + (new,))
+
+    # -- running -----------------------------------------------------------------------------
+    def read(self) -> DataFrame:
+        """Run the query: a Spark DataFrame with the output columns in order."""
+        return self._frame([]).select(*[F.col(q(n)) for n in self.features])
+
+    def _frame(self, needed: list[str]) -> DataFrame:
+        """Output columns plus ``__key_<c>`` for each column ``c`` of this feature group in ``needed``."""
+        base = self._fg.read(as_of=self._as_of)
+        for cond in self._filters:
+            base = base.where(F.expr(cond))
+        keys = list(dict.fromkeys(list(needed) + [c for j in self._joins for c in j.left_on]))
+        df = base.select(*[F.col(q(f)).alias(f) for f in self._features],
+                         *[F.col(q(c)).alias(f"__key_{c}") for c in keys])
+        outputs = list(self._features)
+        for j in self._joins:
+            right = j.query._frame(list(j.right_on))
+            right_names = j.query.features
+            merged = dict(_merged_keys(outputs, j))
+            renamed = [F.col(q(n)).alias((j.prefix or "") + n) for n in right_names if j.prefix or n not in merged]
+            right = right.select(*renamed, *[F.col(q(f"__key_{c}")).alias(f"__rkey_{i}")
+                                             for i, c in enumerate(j.right_on)])
+            cond = [F.col("l." + q(f"__key_{lc}")) == F.col("r." + q(f"__rkey_{i}"))
+                    for i, lc in enumerate(j.left_on)]
+            joined = df.alias("l").join(right.alias("r"), cond, j.join_type)
+            cols = []
+            for n in outputs:
+                if n in merged and j.join_type in ("right", "outer"):
+                    # like SQL USING: the key of the row, whichever side it came from
+                    cols.append(F.coalesce(F.col("l." + q(n)), F.col("r." + q(f"__rkey_{merged[n]}"))).alias(n))
+                else:
+                    cols.append(F.col("l." + q(n)))
+            new_names = [(j.prefix or "") + n for n in right_names if j.prefix or n not in merged]
+            cols += [F.col("r." + q(n)) for n in new_names]
+            key_cols = []
+            for c in keys:
+                left_key = F.col("l." + q(f"__key_{c}"))
+                if c in j.left_on and j.join_type in ("right", "outer"):
+                    left_key = F.coalesce(left_key, F.col("r." + q(f"__rkey_{j.left_on.index(c)}")))
+                key_cols.append(left_key.alias(f"__key_{c}"))
+            df = joined.select(*cols, *key_cols)
+            outputs += new_names
+        return df
+
+    def to_string(self) -> str:
+        """The query as Spark SQL over the views ``<name>_<version>`` of ``fs.sql`` (``as_of`` is shown as
+        a comment: time travel is applied by ``read()``)."""
+        counter = [0]
+        from_sql, aliases = self._sql_from(counter)
+        cols = []
+        for name, alias, src, coalesce_with in self._sql_columns(aliases):
+            expr = f"{alias}.{q(src)}" if coalesce_with is None else f"COALESCE({alias}.{q(src)}, {coalesce_with})"
+            cols.append(expr if src == name and coalesce_with is None else f"{expr} AS {q(name)}")
+        return "SELECT " + ", ".join(cols) + "\nFROM " + from_sql
+
+    def _sql_from(self, counter: list[int]) -> tuple[str, dict[int, str]]:
+        alias = f"t{counter[0]}"
+        counter[0] += 1
+        table = q(self._fg.table_name)
+        comment = f" /* as of commit {self._as_of} */" if self._as_of else ""
+        if self._filters:
+            where = " AND ".join(f"({c})" for c in self._filters)
+            # display text for to_string(); the filters are Spark's own rendering of resolved conditions
+            text = f"(SELECT * FROM {table}{comment} WHERE {where}) AS {alias}"  # noqa: S608
+        else:
+            text = f"{table}{comment} AS {alias}"
+        aliases = {id(self): alias}
+        for j in self._joins:
+            right_sql, right_aliases = j.query._sql_from(counter)
+            if j.query._joins:
+                right_sql = f"({right_sql})"
+            aliases.update(right_aliases)
+            cond = " AND ".join(f"{alias}.{q(lc)} = {right_aliases[id(j.query)]}.{q(rc)}"
+                                for lc, rc in zip(j.left_on, j.right_on, strict=True))
+            kind = {"inner": "INNER", "left": "LEFT OUTER", "right": "RIGHT OUTER", "outer": "FULL OUTER"}[j.join_type]
+            text += f"\n{kind} JOIN {right_sql} ON {cond}"
+        return text, aliases
+
+    def _sql_columns(self, aliases: dict[int, str]) -> list[tuple[str, str, str, str | None]]:
+        """(output name, table alias, source column, COALESCE partner or None) of every output."""
+        alias = aliases[id(self)]
+        cols: list[tuple[str, str, str, str | None]] = [(f, alias, f, None) for f in self._features]
+        for j in self._joins:
+            merged = dict(_merged_keys([c[0] for c in cols], j))
+            if j.join_type in ("right", "outer"):
+                right_alias = aliases[id(j.query)]
+                cols = [(n, a, s, f"{right_alias}.{q(j.right_on[merged[n]])}" if n in merged else c)
+                        for n, a, s, c in cols]
+            for n, a, s, c in j.query._sql_columns(aliases):
+                if j.prefix:
+                    cols.append(((j.prefix or "") + n, a, s, c))
+                elif n not in merged:
+                    cols.append((n, a, s, c))
+        return cols
+
+    # -- persistence -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (feature group names and versions, features, SQL filters, as_of, joins)."""
+        return {"feature_group": self._fg.name, "version": self._fg.version, "features": list(self._features),
+                "filters": list(self._filters), "as_of": self._as_of,
+                "joins": [{"query": j.query.to_dict(), "left_on": list(j.left_on), "right_on": list(j.right_on),
+                           "join_type": j.join_type, "prefix": j.prefix} for j in self._joins]}
+
+    @classmethod
+    def from_dict(cls, fs: FeatureStore, data: dict[str, Any]) -> Query:
+        """Rebuild a query saved with :meth:`to_dict`."""
+        fg = fs.get_feature_group(data["feature_group"], data.get("version"))
+        joins = tuple(Join(cls.from_dict(fs, j["query"]), tuple(j["left_on"]), tuple(j["right_on"]),
+                           j.get("join_type", "inner"), j.get("prefix")) for j in data.get("joins", []))
+        return cls(fg, data.get("features") or [f.name for f in fg.features], tuple(data.get("filters", [])),
+                   data.get("as_of"), joins)
+
+    def with_commits(self, commits: dict[str, str]) -> Query:
+        """The same query with every feature group read as of ``commits[f"{name}_{version}"]``."""
+        joins = tuple(replace(j, query=j.query.with_commits(commits)) for j in self._joins)
+        return self._copy(as_of=commits.get(self._fg.table_name, self._as_of), joins=joins)
+
+
+def _merged_keys(left_outputs: list[str], join: Join) -> list[tuple[str, int]]:
+    """Key columns of the same name on both sides that the left side outputs: merged like SQL USING (the
+    right copy is not repeated; right and outer joins take the key of whichever side has the row)."""
+    if join.prefix:
+        return []
+    return [(lc, i) for i, (lc, rc) in enumerate(zip(join.left_on, join.right_on, strict=True))
+            if lc == rc and lc in left_outputs]
+
+
+def _right_outputs(left: list[tuple[str, str]], join: Join) -> list[tuple[str, str]]:
+    merged = {n for n, _ in _merged_keys([n for n, _ in left], join)}
+    return [((join.prefix or "") + n, origin) for n, origin in join.query._outputs()
+            if join.prefix or n not in merged]

@@ -1,0 +1,313 @@
+"""Training datasets: immutable, reproducible files cut from a query (optionally point-in-time joined
+to a spine), recorded in the registry with the Hudi commit read from every feature group."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import shutil
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from featurestore.errors import FeatureStoreError
+from featurestore.names import check_name
+from featurestore.query.planner import as_queries, point_in_time, resolve_commit
+from featurestore.query.query import Query, QueryError
+from featurestore.training import formats
+from featurestore.training import splits as split_rules
+
+if TYPE_CHECKING:
+    from featurestore.feature_store import FeatureStore
+
+SPLIT_COL = "__td_split"
+
+
+class TrainingDatasetError(FeatureStoreError, ValueError):
+    """Bad input for a training dataset: names the dataset, column, split or option at fault."""
+
+
+class TrainingDataset:
+    """One version of a training dataset; its files never change once written."""
+
+    def __init__(self, fs: FeatureStore, record: dict[str, Any]) -> None:
+        self._fs = fs
+        self._record = record
+
+    @property
+    def id(self) -> int:
+        """Registry id."""
+        return self._record["id"]
+
+    @property
+    def name(self) -> str:
+        """Training dataset name."""
+        return self._record["name"]
+
+    @property
+    def version(self) -> int:
+        """Version number."""
+        return self._record["version"]
+
+    @property
+    def description(self) -> str:
+        """Free-text description."""
+        return self._record["description"]
+
+    @property
+    def data_format(self) -> str:
+        """File format of the data."""
+        return self._record["data_format"]
+
+    @property
+    def location(self) -> str:
+        """Folder of the data: one sub-folder per split, or ``data/``."""
+        return self._record["location"]
+
+    @property
+    def features(self) -> list[str]:
+        """Feature names in the dataset's order (labels and spine columns excluded)."""
+        return list(self._record["features"])
+
+    @property
+    def label(self) -> list[str]:
+        """Label columns."""
+        return list(self._record["label"])
+
+    @property
+    def schema(self) -> T.StructType:
+        """Spark schema of the rows."""
+        return T.StructType.fromJson(self._record["columns"])
+
+    @property
+    def commits(self) -> dict[str, str | None]:
+        """The Hudi commit read from each feature group (``<name>_<version>`` -> commit id)."""
+        return dict(self._record["commits"])
+
+    @property
+    def splits(self) -> dict[str, Any] | None:
+        """The split definition (with its seed), or None."""
+        return self._record["splits"]
+
+    @property
+    def split_names(self) -> list[str]:
+        """Names of the splits, in definition order (empty without splits)."""
+        s = self.splits
+        if not s:
+            return []
+        return list(s["fractions"] if s["type"] == "random" else s["ranges"])
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        """Rows per split (``{"all": n}`` without splits)."""
+        return dict(self._record["row_counts"])
+
+    @property
+    def queries(self) -> list[Query]:
+        """The queries the dataset was cut from (one, or one per feature group joined to a spine), pinned to
+        the commits they read."""
+        return [Query.from_dict(self._fs, d) for d in self._record["query"]]
+
+    @property
+    def spine(self) -> dict[str, Any] | None:
+        """The spine definition (``kind`` stored or query, ``event_time``), or None."""
+        return self._record["spine"]
+
+    def __repr__(self) -> str:
+        return f"TrainingDataset({self.name!r}, version={self.version}, format={self.data_format!r})"
+
+    def read(self, split: str | None = None) -> DataFrame:
+        """The rows (of one split, or all of them)."""
+        names = self.split_names
+        if split is not None and split not in names:
+            raise TrainingDatasetError(f"training dataset '{self.name}' v{self.version} has no split {split!r} "
+                                       f"(splits: {', '.join(names) or 'none'})")
+        folders = [split] if split else (names or ["data"])
+        frames = [formats.read(self._fs.spark, os.path.join(self.location, f), self.data_format, self.schema)
+                  for f in folders]
+        out = frames[0]
+        for f in frames[1:]:
+            out = out.unionByName(f)
+        return out
+
+    def recreate(self, version: int | None = None, description: str | None = None) -> TrainingDataset:
+        """A new version with exactly the same rows: same spine, splits and seed, every feature group read as
+        of the commit recorded here (an error if the cleaner has removed those file versions)."""
+        spine: Query | DataFrame | None = None
+        info = self.spine
+        if info is not None:
+            if info["kind"] == "stored":
+                spine = self._fs.spark.read.parquet(os.path.join(self.location, "_spine"))
+            else:
+                spine = Query.from_dict(self._fs, info["query"])
+        split_def = self.splits
+        options = self._record["options"]
+        split_arg, seed = None, None
+        if split_def and split_def["type"] == "random":
+            split_arg, seed = split_def["fractions"], split_def["seed"]
+        elif split_def:
+            split_arg = {n: {"start": s, "end": e} for n, (s, e) in split_def["ranges"].items()}
+        ttl = dt.timedelta(microseconds=options["ttl_us"]) if options.get("ttl_us") is not None else None
+        return create(self._fs, self.name, version, query=self.queries, spine=spine,
+                      spine_event_time=info["event_time"] if info else None, label=self.label,
+                      data_format=self.data_format, splits=split_arg, seed=seed,
+                      description=self.description if description is None else description, ttl=ttl,
+                      as_known_at_spine_time=bool(options.get("as_known_at_spine_time")),
+                      recreated_from=self.version)
+
+    def get_serving_vector(self, entry: dict[str, Any]) -> list[Any]:
+        """The dataset's features for one key (``{"user_id": 7}``) from the online store, in feature order."""
+        getter = getattr(self._fs, "get_feature_vector", None)
+        if getter is None:
+            raise FeatureStoreError("the online store is not available in this installation: "
+                                    "FeatureStore.get_feature_vector is missing")
+        parts = [p for d in self._record["query"] for p in Query.from_dict(self._fs, _unpinned(d)).parts()]
+        targets = [(p.feature_group, [src for src, _ in p.features], dict(p.features)) for p in parts if p.features]
+        vector = getter(targets, entry)
+        missing = [f for f in self.features if f not in vector]
+        if missing:
+            raise TrainingDatasetError(f"the online store returned no value for feature(s) "
+                                       f"{', '.join(map(repr, missing))} of training dataset '{self.name}'")
+        return [vector[f] for f in self.features]
+
+    def delete(self) -> None:
+        """Remove the files and the registry record."""
+        shutil.rmtree(self.location, ignore_errors=True)
+        self._fs.registry.delete_training_dataset(self.id)
+
+
+def _unpinned(query: dict[str, Any]) -> dict[str, Any]:
+    return {**query, "as_of": None, "joins": [{**j, "query": _unpinned(j["query"])} for j in query["joins"]]}
+
+
+def _pin(queries: list[Query]) -> tuple[list[Query], dict[str, str | None]]:
+    commits = {p.feature_group.table_name: resolve_commit(p.feature_group, p.as_of)
+               for qry in queries for p in qry.parts()}
+    known = {k: v for k, v in commits.items() if v}
+    return [qry.with_commits(known) for qry in queries], commits
+
+
+def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Query | list[Query] | None = None,
+           features: list[str] | None = None, spine: DataFrame | Query | None = None,
+           spine_event_time: str | None = None, label: list[str] | str | None = None, data_format: str = "parquet",
+           splits: dict[str, Any] | None = None, seed: int | None = None, description: str = "",
+           ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
+           recreated_from: int | None = None) -> TrainingDataset:
+    """Materialize a training dataset version (see ``FeatureStore.create_training_dataset``)."""
+    check_name(name, "training dataset")
+    if (query is None) == (features is None):
+        raise TrainingDatasetError(f"training dataset '{name}': pass exactly one of query= or features=")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise TrainingDatasetError(f"training dataset '{name}': version must be a positive integer, got {version!r}")
+    if data_format not in formats.FORMATS:
+        raise formats.FormatError(f"unknown data_format {data_format!r}; use one of {', '.join(formats.FORMATS)}")
+    if spine is not None:
+        queries = as_queries(fs, query if query is not None else features)
+    elif features is not None:
+        queries = [fs.get_features(features)]
+    else:
+        queries = as_queries(fs, query)
+        if len(queries) != 1:
+            raise TrainingDatasetError(f"training dataset '{name}': without a spine pass one query (join the "
+                                       "feature groups with Query.join)")
+    labels = [label] if isinstance(label, str) else list(label or [])
+    version = version or fs.registry.next_training_dataset_version(fs.id, name)
+    if fs.registry.find_training_dataset(fs.id, name, version) is not None:
+        raise TrainingDatasetError(f"training dataset '{name}' version {version} already exists (datasets are "
+                                   "immutable: create a new version)")
+    location = str(fs.location / "training_datasets" / f"{name}_{version}")
+    if os.path.exists(location):
+        raise TrainingDatasetError(f"training dataset '{name}' version {version}: {location} already exists")
+    pinned, commits = _pin(queries)
+    staging = f"{location}.tmp-{uuid.uuid4().hex[:8]}"
+    os.makedirs(staging)
+    persisted = None
+    try:
+        spine_info, spine_df = _prepare_spine(fs, spine, spine_event_time, staging, commits)
+        if spine_df is None:
+            data = pinned[0].read()
+            time_column = pinned[0].feature_group.event_time
+            if time_column not in data.columns:
+                time_column = None
+            feature_names = list(data.columns)
+        else:
+            data, _ = point_in_time(fs, spine_df, pinned, spine_info["event_time"], ttl, as_known_at_spine_time)
+            time_column = spine_info["event_time"]
+            feature_names = [c for c in data.columns if c not in spine_df.columns]
+        missing = [c for c in labels if c not in data.columns]
+        if missing:
+            raise TrainingDatasetError(f"label column(s) {', '.join(map(repr, missing))} not in training dataset "
+                                       f"'{name}' (columns: {', '.join(data.columns)})")
+        formats.check_format(data_format, data.schema)
+        split_def = splits_def(splits, seed, time_column)
+        row_counts: dict[str, int] = {}
+        if split_def is None:
+            formats.write(data, os.path.join(staging, "data"), data_format)
+            row_counts["all"] = formats.read(fs.spark, os.path.join(staging, "data"), data_format,
+                                             data.schema).count()
+        else:
+            persisted = data.withColumn(SPLIT_COL, split_rules.split_column(data, split_def)).persist(
+                StorageLevel.MEMORY_AND_DISK)
+            counts = {r[0]: r[1] for r in persisted.groupBy(SPLIT_COL).count().collect()}
+            for split_name in (split_def["fractions"] if split_def["type"] == "random" else split_def["ranges"]):
+                part = persisted.where(F.col(SPLIT_COL) == split_name).drop(SPLIT_COL)
+                formats.write(part, os.path.join(staging, split_name), data_format)
+                row_counts[split_name] = int(counts.get(split_name, 0))
+        os.rename(staging, location)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if persisted is not None:
+            persisted.unpersist()
+    record = {
+        "feature_store_id": fs.id, "name": name, "version": version, "description": description,
+        "data_format": data_format, "location": location, "query": [qry.to_dict() for qry in pinned],
+        "features": [c for c in feature_names if c not in labels], "label": labels,
+        "columns": data.schema.jsonValue(), "commits": commits, "spine": spine_info, "splits": split_def,
+        "row_counts": row_counts, "created_by": getpass.getuser(),
+        "options": {"ttl_us": ttl // dt.timedelta(microseconds=1) if ttl is not None else None,
+                    "as_known_at_spine_time": bool(as_known_at_spine_time), "recreated_from": recreated_from},
+    }
+    try:
+        return TrainingDataset(fs, fs.registry.create_training_dataset(record))
+    except BaseException:
+        shutil.rmtree(location, ignore_errors=True)
+        raise
+
+
+def splits_def(value: dict[str, Any] | None, seed: int | None, time_column: str | None) -> dict[str, Any] | None:
+    """Checked split definition (see :func:`featurestore.training.splits.normalize`)."""
+    return split_rules.normalize(value, seed, time_column)
+
+
+def _prepare_spine(fs: FeatureStore, spine: DataFrame | Query | None, event_time: str | None, staging: str,
+                   commits: dict[str, str | None]) -> tuple[dict[str, Any] | None, DataFrame | None]:
+    """Freeze the spine: a DataFrame is copied next to the data; a query is pinned to its commits."""
+    if spine is None:
+        if event_time is not None:
+            raise TrainingDatasetError("spine_event_time given without a spine")
+        return None, None
+    if isinstance(spine, Query):
+        (pinned,), spine_commits = _pin([spine])
+        for key, commit in spine_commits.items():
+            commits.setdefault(key, commit)
+        event_time = event_time or spine.feature_group.event_time
+        if not event_time:
+            raise QueryError(f"spine query on '{spine.feature_group.name}' has no event_time: pass spine_event_time")
+        return {"kind": "query", "query": pinned.to_dict(), "event_time": event_time}, pinned.read()
+    if not isinstance(spine, DataFrame):
+        raise TrainingDatasetError(f"spine must be a Spark DataFrame or a Query, got {type(spine).__name__}")
+    event_time = event_time or "ts"
+    if event_time not in spine.columns:
+        raise TrainingDatasetError(f"spine event time column '{event_time}' is not in the spine "
+                                   f"(columns: {', '.join(spine.columns)}); pass spine_event_time=")
+    path = os.path.join(staging, "_spine")
+    spine.write.parquet(path)
+    # read back what was stored: the dataset is built from exactly the rows recreate() will use
+    return {"kind": "stored", "event_time": event_time, "columns": spine.columns}, fs.spark.read.parquet(path)

@@ -1,0 +1,151 @@
+"""Create a training dataset version from a YAML definition.
+
+    ./spark-submit.sh jobs/create_training_dataset.py --definition conf/training_datasets/churn.yaml \
+        [--version 3] [--spine data/spine/] [--feature-store default] [--config fs.yaml]
+
+The definition (see conf/training_datasets/) names the features (``features: [...]``) or a query
+(``query: {feature_group, version, features, filters, as_of, joins: [{query, on, left_on, right_on,
+join_type, prefix}]}``), an optional spine (``spine: {path, format, event_time}`` or ``{sql, event_time}``
+over the feature groups' views ``<name>_<version>``), ``label``, ``data_format``, ``splits``, ``seed``,
+``ttl_seconds`` and ``as_known_at_spine_time``. --spine overrides the spine path. Prints
+``<name> <version> <location>`` on success (exit code 0); non-zero with a one-line reason on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ALLOWED_KEYS = {"name", "version", "description", "features", "query", "spine", "label", "data_format", "splits",
+                "seed", "ttl_seconds", "as_known_at_spine_time"}
+QUERY_KEYS = {"feature_group", "version", "features", "filters", "as_of", "joins"}
+JOIN_KEYS = {"query", "on", "left_on", "right_on", "join_type", "prefix"}
+SPINE_KEYS = {"path", "format", "sql", "event_time"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments of the job."""
+    p = argparse.ArgumentParser(prog="jobs/create_training_dataset.py", description=__doc__.splitlines()[0])
+    p.add_argument("--definition", required=True, help="YAML training dataset definition")
+    p.add_argument("--version", type=int, help="version to create (default: the definition's, else the next)")
+    p.add_argument("--spine", help="spine path (overrides spine.path of the definition)")
+    p.add_argument("--feature-store", default="default", help="feature store (project) name")
+    p.add_argument("--config", help="configuration file (default: the usual lookup)")
+    return p.parse_args(argv)
+
+
+def log(stage: str, message: str) -> None:
+    """One log line per stage, on stderr."""
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} training [{stage}] {message}", file=sys.stderr, flush=True)
+
+
+def _check_keys(data: Any, allowed: set[str], where: str) -> dict:
+    from featurestore.errors import FeatureStoreError
+
+    if not isinstance(data, dict):
+        raise FeatureStoreError(f"{where} must be a mapping")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise FeatureStoreError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    return data
+
+
+def load_definition(path: Path) -> dict:
+    """Read and check a YAML training dataset definition."""
+    import yaml
+
+    from featurestore.errors import FeatureStoreError
+
+    if not path.is_file():
+        raise FeatureStoreError(f"no training dataset definition at {path}")
+    data = _check_keys(yaml.safe_load(path.read_text()) or {}, ALLOWED_KEYS, str(path))
+    if "name" not in data:
+        raise FeatureStoreError(f"{path}: 'name' is required")
+    if ("features" in data) == ("query" in data):
+        raise FeatureStoreError(f"{path}: give either 'features' or 'query'")
+    return data
+
+
+def build_query(fs: Any, data: dict, where: str = "query") -> Any:
+    """A Query from its definition; filters are SQL conditions, checked against the feature group."""
+    _check_keys(data, QUERY_KEYS, where)
+    fg = fs.get_feature_group(data["feature_group"], data.get("version"))
+    query = fg.select(data["features"]) if data.get("features") else fg.select_all()
+    for cond in data.get("filters") or []:
+        query = query.filter(cond)
+    if data.get("as_of"):
+        query = query.as_of(str(data["as_of"]))
+    for i, join in enumerate(data.get("joins") or []):
+        _check_keys(join, JOIN_KEYS, f"{where}.joins[{i}]")
+        other = build_query(fs, join["query"], f"{where}.joins[{i}].query")
+        query = query.join(other, on=join.get("on"), left_on=join.get("left_on"), right_on=join.get("right_on"),
+                           join_type=join.get("join_type", "inner"), prefix=join.get("prefix"))
+    return query
+
+
+def read_spine(fs: Any, spine: dict, override: str | None) -> tuple[Any, str | None]:
+    """The spine DataFrame and its event-time column."""
+    _check_keys(spine, SPINE_KEYS, "spine")
+    path = override or spine.get("path")
+    if path:
+        fmt = spine.get("format", "parquet")
+        reader = fs.spark.read
+        if fmt == "csv":
+            reader = reader.option("header", "true").option("inferSchema", "true")
+        return reader.format(fmt).load(path), spine.get("event_time")
+    if spine.get("sql"):
+        return fs.sql(spine["sql"]), spine.get("event_time")
+    from featurestore.errors import FeatureStoreError
+
+    raise FeatureStoreError("spine needs 'path' (with 'format') or 'sql'")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job; exit code 0 on success."""
+    args = parse_args(argv)
+    import featurestore
+    from featurestore.errors import FeatureStoreError
+
+    try:
+        from pyspark.errors import PySparkException
+    except ImportError:  # pragma: no cover - older pyspark
+        PySparkException = Exception  # noqa: N806
+
+    spark = None
+    try:
+        definition = load_definition(Path(args.definition))
+        fs = featurestore.connect(args.config, name=args.feature_store)
+        spark = fs.spark
+        log("connect", f"feature store '{fs.name}', warehouse {fs.config.warehouse}")
+        query = build_query(fs, definition["query"]) if "query" in definition else None
+        spine, event_time = (None, None)
+        if definition.get("spine") or args.spine:
+            spine, event_time = read_spine(fs, definition.get("spine") or {}, args.spine)
+            log("spine", f"{len(spine.columns)} columns, event time {event_time or 'ts'}")
+        ttl = definition.get("ttl_seconds")
+        td = fs.create_training_dataset(
+            definition["name"], version=args.version or definition.get("version"), query=query,
+            features=definition.get("features"), spine=spine, spine_event_time=event_time,
+            label=definition.get("label"), data_format=definition.get("data_format", "parquet"),
+            splits=definition.get("splits"), seed=definition.get("seed"),
+            description=definition.get("description", ""),
+            ttl=dt.timedelta(seconds=ttl) if ttl is not None else None,
+            as_known_at_spine_time=bool(definition.get("as_known_at_spine_time", False)))
+        log("write", f"{td.name} v{td.version}: {td.row_counts} rows as {td.data_format}, commits {td.commits}")
+        print(f"{td.name} {td.version} {td.location}")
+        return 0
+    except (FeatureStoreError, PySparkException, OSError, ValueError, KeyError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"create_training_dataset: error: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        if spark is not None:
+            spark.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

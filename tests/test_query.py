@@ -1,0 +1,134 @@
+"""Query API: select, filter, join, as_of, to_string and the feature-name planner, on real Hudi tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from featurestore import FeatureStore
+from featurestore.config import load_config
+from featurestore.query import Query, QueryError
+
+UTC = dt.UTC
+
+
+def ts(h: int) -> dt.datetime:
+    return dt.datetime(2024, 3, 1, tzinfo=UTC) + dt.timedelta(hours=h)
+
+
+def rows(df, cols=None) -> list[tuple]:
+    cols = cols or df.columns
+    return sorted((tuple(r[c] for c in cols) for r in df.collect()), key=repr)
+
+
+@pytest.fixture(scope="module")
+def env(spark, tmp_path_factory):
+    base = tmp_path_factory.mktemp("query")
+    fs = FeatureStore(load_config(environ={}, overrides={"warehouse": str(base / "warehouse")}), "default",
+                      spark=spark)
+    users = fs.create_feature_group("users", primary_key=["user_id"], event_time="ts")
+    c1 = users.insert(spark.createDataFrame(
+        [(1, "ana", 30, ts(0)), (2, "bo", None, ts(0)), (3, "chloé", 41, ts(0))],
+        "user_id int, name string, age int, ts timestamp")).commit_id
+    users.insert(spark.createDataFrame([(1, "ana", 31, ts(5)), (4, "dan", 22, ts(5))],
+                                       "user_id int, name string, age int, ts timestamp"))
+    clicks = fs.create_feature_group("clicks", primary_key=["user_id"], event_time="ts")
+    clicks.insert(spark.createDataFrame([(1, 10, 0.5, ts(1)), (2, 20, 0.25, ts(1)), (5, 50, 5.0, ts(1))],
+                                        "user_id int, clicks long, score double, ts timestamp"))
+    devices = fs.create_feature_group("devices", primary_key=["device_id"])
+    devices.insert(spark.createDataFrame([("d1", 1, "ios"), ("d2", 2, "android"), ("d3", 9, "ios")],
+                                         "device_id string, owner int, os string"))
+    return fs, users, clicks, devices, c1
+
+
+def test_select_filter_and_as_of(env):
+    fs, users, _, _, c1 = env
+    assert users.select_all().features == ["user_id", "name", "age", "ts"]
+    assert rows(users.select(["name", "age"]).read()) == sorted(
+        [("ana", 31), ("bo", None), ("chloé", 41), ("dan", 22)], key=repr)
+    # filter on a column that is not selected; SQL text and Column give the same rows
+    q1 = users.select(["name"]).filter(F.col("age") > 25)
+    q2 = users.select(["name"]).filter("age > 25")
+    assert rows(q1.read()) == rows(q2.read()) == [("ana",), ("chloé",)]
+    assert rows(users.filter(F.col("age").isNull()).read(), ["user_id"]) == [(2,)]
+    # as_of: commit-time travel of this feature group only
+    assert rows(users.select(["user_id", "age"]).as_of(c1).read()) == sorted([(1, 30), (2, None), (3, 41)], key=repr)
+    assert users.as_of(c1).read().count() == 3
+    with pytest.raises(QueryError, match="filter 'agee > 1' on feature group 'users' v1 is invalid"):
+        users.select_all().filter("agee > 1")
+    with pytest.raises(QueryError, match=r"has no feature\(s\) 'nope'"):
+        users.select(["name", "nope"])
+    with pytest.raises(QueryError, match="selected twice"):
+        users.select(["name", "name"])
+
+
+def test_joins(env):
+    fs, users, clicks, devices, _ = env
+    inner = users.select(["user_id", "name"]).join(clicks.select(["clicks"]))
+    assert inner.features == ["user_id", "name", "clicks"]
+    assert rows(inner.read()) == [(1, "ana", 10), (2, "bo", 20)]
+    left = users.select(["user_id", "name"]).join(clicks.select(["clicks"]), join_type="left")
+    assert rows(left.read()) == sorted([(1, "ana", 10), (2, "bo", 20), (3, "chloé", None), (4, "dan", None)], key=repr)
+    # outer join with the key selected on both sides: merged like SQL USING, whichever side has it
+    outer = users.select(["user_id", "age"]).join(clicks.select(["user_id", "clicks"]), join_type="outer")
+    assert outer.features == ["user_id", "age", "clicks"]
+    assert rows(outer.read()) == sorted([(1, 31, 10), (2, None, 20), (3, 41, None), (4, 22, None), (5, None, 50)],
+                                        key=repr)
+    right = users.select(["user_id", "age"]).join(clicks.select(["clicks"]), join_type="right")
+    assert rows(right.read()) == sorted([(1, 31, 10), (2, None, 20), (5, None, 50)], key=repr)
+    # collisions: an error naming them, or a prefix
+    with pytest.raises(QueryError, match=r"collision: 'ts' \(users.ts and clicks.ts\)"):
+        users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]))
+    pref = users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]), prefix="c_")
+    assert pref.features == ["user_id", "ts", "c_clicks", "c_ts"]
+    assert rows(pref.read(), ["user_id", "c_ts"]) == [(1, ts(1).replace(tzinfo=None)), (2, ts(1).replace(tzinfo=None))]
+    # no shared primary key: an error, unless keys are named
+    with pytest.raises(QueryError, match="share no primary-key column"):
+        users.select(["name"]).join(devices.select(["os"]))
+    by_owner = users.select(["name"]).join(devices.select(["device_id", "os"]), left_on="user_id", right_on="owner")
+    assert rows(by_owner.read()) == [("ana", "d1", "ios"), ("bo", "d2", "android")]
+    with pytest.raises(QueryError, match=r"join key\(s\) 'owner' \(left\) are not columns of feature group 'users'"):
+        users.select(["name"]).join(devices.select(["os"]), on="owner")
+    with pytest.raises(QueryError, match="unknown join_type 'cross'"):
+        users.select(["name"]).join(clicks.select(["clicks"]), join_type="cross")
+    # nested: users JOIN (clicks JOIN devices on owner)
+    nested = users.select(["user_id", "name"]).join(
+        clicks.select(["clicks"]).join(devices.select(["os"]), left_on="user_id", right_on="owner"))
+    assert rows(nested.read()) == [(1, "ana", 10, "ios"), (2, "bo", 20, "android")]
+
+
+def test_to_string_runs_as_sql_and_round_trips(env):
+    fs, users, clicks, devices, c1 = env
+    queries = [
+        users.select(["user_id", "name"]).filter("age > 25").join(clicks.select(["clicks"]), join_type="left"),
+        users.select(["user_id", "age"]).join(clicks.select(["user_id", "clicks"]), join_type="outer"),
+        users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]), prefix="c_"),
+        users.select(["user_id", "name"]).join(
+            clicks.select(["clicks"]).join(devices.select(["os"]), left_on="user_id", right_on="owner")),
+    ]
+    for query in queries:
+        sql = query.to_string()
+        assert sql.startswith("SELECT ") and "users_1" in sql
+        assert rows(fs.sql(sql)) == rows(query.read()), sql
+        again = Query.from_dict(fs, query.to_dict())
+        assert again.to_string() == sql and rows(again.read()) == rows(query.read())
+    shown = users.select(["name"]).as_of(c1).to_string()
+    assert f"/* as of commit {c1} */" in shown
+
+
+def test_get_features_planner(env):
+    fs, users, clicks, devices, _ = env
+    query = fs.get_features(["name", "clicks", "user_id"])
+    assert query.features == ["user_id", "name", "clicks"]
+    assert rows(query.read()) == [(1, "ana", 10), (2, "bo", 20)]
+    with pytest.raises(QueryError, match="feature 'ts' is ambiguous: it is in feature groups 'clicks', 'users'"):
+        fs.get_features(["name", "ts"])
+    assert fs.get_features(["users.ts"]).features == ["ts"]
+    with pytest.raises(QueryError, match="no feature group has a feature 'nope'"):
+        fs.get_features(["nope"])
+    with pytest.raises(QueryError, match="no feature group 'nogroup'"):
+        fs.get_features(["nogroup.x"])
+    with pytest.raises(QueryError, match="share no primary-key column"):
+        fs.get_features(["name", "os"])
