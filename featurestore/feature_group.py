@@ -602,7 +602,9 @@ class FeatureGroup:
 
 
     def delete(self) -> None:
-        """Delete the Hudi table and every registry record of this version."""
+        """Delete the Hudi table, the online table and every registry record of this version."""
+        if self.online_enabled:
+            self._fs.online_store.drop_table(self)
         shutil.rmtree(self.location, ignore_errors=True)
         self._fs.registry.delete_feature_group(self.id)
 

@@ -85,6 +85,11 @@ def get_session(
     """
     from pyspark.sql import SparkSession
 
+    running = SparkSession.getActiveSession()
+    if running is not None:
+        # Reconfiguring a running session would silently change it for its other users (a notebook,
+        # a test run, a job calling library code): it is returned as it is.
+        return running
     config = config or load_config()
     launched_by_spark_submit = master is None and "PYSPARK_GATEWAY_PORT" in os.environ
     # Executors must run the same interpreter (and so the same installed packages) as the driver.

@@ -241,8 +241,11 @@ def test_strict_rejects_and_leaves_everything_untouched(spark, tmp_path):
     suite = [Check(CheckLevel.Error, "orders").isComplete("customer").isNonNegative("amount", hint="no refunds"),
              Check(CheckLevel.Warning, "volume").hasSize(">= 3")]
     fg = fs.create_feature_group("orders", primary_key="order_id", event_time="ts", expectation_suite=suite,
-                                 validation_policy="STRICT")
+                                 validation_policy="STRICT", online_enabled=True)
     ok = fg.insert(_orders(spark, [(1, "ann", 5.0), (2, "bob", 7.5)]))
+    keys = [{"order_id": i} for i in range(1, 6)]
+    online = fs.get_feature_vectors(fg, keys)
+    assert [v["customer"] for v in online] == ["ann", "bob", None, None, None]
     assert ok.validation.status == "Warning" and ok.validation.commit_id == ok.commit_id  # warnings never block
     files, timeline = _snapshot_files(fg.location), hudi.timeline(fg.location)
     commits = fg.commit_details()
@@ -254,6 +257,7 @@ def test_strict_rejects_and_leaves_everything_untouched(spark, tmp_path):
     assert _snapshot_files(fg.location) == files and hudi.timeline(fg.location) == timeline
     assert fg.commit_details() == commits
     assert sorted(r.order_id for r in fg.read().collect()) == [1, 2]
+    assert fs.get_feature_vectors(fg, keys) == online
     history = fg.get_validation_history()
     assert [(h.outcome, h.status, h.commit_id) for h in history] == [("rejected", "Error", None),
                                                                      ("accepted", "Warning", ok.commit_id)]

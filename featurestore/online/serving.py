@@ -33,21 +33,23 @@ class _Conn:
         self.raw = settings.connect(database=False)  # statements name their database: it may not exist yet
         if self.dialect == "mysql":
             self.raw.autocommit = True  # every lookup sees the latest committed rows
-        self.statements: OrderedDict[str, Any] = OrderedDict()
+        self.statements: OrderedDict[str, tuple[str, Any]] = OrderedDict()
 
     def query(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         if self.dialect == "sqlite":
             return self.raw.execute(sql, params).fetchall()  # sqlite3 caches compiled statements itself
-        cur = self.statements.get(sql)
-        if cur is None:
-            cur = self.raw.cursor(prepared=True)
-            self.statements[sql] = cur
+        cached = self.statements.get(sql)
+        if cached is None:
+            cached = (sql, self.raw.cursor(prepared=True))
+            self.statements[sql] = cached
             if len(self.statements) > MAX_STATEMENTS:
-                self.statements.popitem(last=False)[1].close()
+                self.statements.popitem(last=False)[1][1].close()
         else:
             self.statements.move_to_end(sql)
+        # the connector re-prepares unless it gets the *same* string object it prepared
+        text, cur = cached
         try:
-            cur.execute(sql, params)
+            cur.execute(text, params)
             return cur.fetchall()
         except Exception:
             self.statements.pop(sql, None)  # never reuse a statement that failed to prepare or run

@@ -138,7 +138,9 @@ def _join_group(acc: DataFrame, spine_time: str, spine_type: T.DataType, kind: s
             F.lit(0).alias(f"{PREFIX}kind"),
             F.struct(*[F.col(q(c)).alias(f"f{i}") for i, (c, _) in enumerate(src.features)],
                      et.alias("et")).alias(f"{PREFIX}f{j}"),
-            F.struct(et.alias("et"), ct.alias("ct")).alias(f"{PREFIX}o{j}"),
+            # the ordering of max_by (known-at only; the plain join needs no extra column in the shuffle)
+            (F.struct(et.alias("et"), ct.alias("ct")) if src.commit_time else F.lit(None).cast("boolean"))
+            .alias(f"{PREFIX}o{j}"),
         )
         frames.append(feats)
         struct_types.append(feats.schema[f"{PREFIX}f{j}"].dataType)
