@@ -173,24 +173,15 @@ class FeatureGroup:
     def _record_provenance(self, prov: dict[str, Any], commit_id: str) -> None:
         """Store what produced a commit (script/notebook content once per hash)."""
         try:
-            self._fs.registry.add_provenance({
-                "entity_type": "commit", "feature_group_id": self.id, "commit_id": commit_id, "entity_id": None,
-                **{k: prov[k] for k in ("kind", "path", "sha256", "git_commit", "git_dirty", "user", "host",
-                                        "python", "argv", "packages")},
-                "captured_at": dt.datetime.fromisoformat(prov["captured_at"]).replace(tzinfo=None),
-            }, prov["content"])
+            provenance.record(self._fs.registry, prov, "commit", self.id, commit_id)
         except Exception as exc:  # noqa: BLE001 - the commit stands; provenance is best effort after it
             log.warning("provenance of commit %s was not stored: %s", commit_id, exc)
 
     def get_provenance(self, commit_id: str | None = None) -> dict[str, Any] | None:
         """What produced a commit (default: the newest): kind (script | notebook | interactive), path,
         sha256, git commit, user, host, packages, and ``content`` (the script or .ipynb), or None."""
-        rows = self._fs.registry.get_provenance("commit", self.id, normalize_instant(commit_id) if commit_id else None)
-        if not rows:
-            return None
-        row = rows[0]
-        content = self._fs.registry.get_code(row["sha256"]) if row["sha256"] else None
-        return {**{k: v for k, v in row.items() if k not in ("id", "entity_type", "entity_id")}, "content": content}
+        return provenance.load(self._fs.registry, "commit", self.id,
+                               normalize_instant(commit_id) if commit_id else None)
 
     def _check_input(self, df: DataFrame) -> T.StructType | None:
         """Validate ``df`` against the feature group; returns the evolved schema if it changes."""

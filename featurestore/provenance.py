@@ -96,3 +96,25 @@ def commit_metadata(prov: dict[str, Any]) -> dict[str, str]:
     if prov["git_commit"]:
         out["code.git_commit"] = prov["git_commit"]
     return {f"featurestore.commit.metadata.{k}": v for k, v in out.items()}
+
+
+def record(registry: Any, prov: dict[str, Any], entity_type: str, feature_group_id: int | None = None,
+           commit_id: str | None = None, entity_id: int | None = None) -> int:
+    """Store ``prov`` for a commit (``entity_type="commit"``) or a training dataset; content once per hash."""
+    row = {"entity_type": entity_type, "feature_group_id": feature_group_id, "commit_id": commit_id,
+           "entity_id": entity_id,
+           **{k: prov[k] for k in ("kind", "path", "sha256", "git_commit", "git_dirty", "user", "host", "python",
+                                   "argv", "packages")},
+           "captured_at": dt.datetime.fromisoformat(prov["captured_at"]).replace(tzinfo=None)}
+    return registry.add_provenance(row, prov["content"])
+
+
+def load(registry: Any, entity_type: str, feature_group_id: int | None = None, commit_id: str | None = None,
+         entity_id: int | None = None) -> dict[str, Any] | None:
+    """The newest stored provenance of an entity, with ``content`` (bytes) when stored, or None."""
+    rows = registry.get_provenance(entity_type, feature_group_id, commit_id, entity_id)
+    if not rows:
+        return None
+    row = rows[0]
+    content = registry.get_code(row["sha256"]) if row["sha256"] else None
+    return {**{k: v for k, v in row.items() if k not in ("id", "entity_type", "entity_id")}, "content": content}

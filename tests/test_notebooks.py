@@ -41,4 +41,9 @@ def test_notebook_runs_top_to_bottom(spark, path, tmp_path, monkeypatch):
         prov = fs.get_feature_group("user_clicks").get_provenance()
         assert prov["kind"] == "notebook" and prov["path"] == str(path)
         assert prov["content"] == path.read_bytes()
+    if path.stem == "02_training_data":
+        fs = FeatureStore(load_config(environ={}, overrides={"warehouse": str(warehouse)}), "nb_training",
+                          spark=spark)
+        prov = fs.get_training_dataset("spend_labels", 1).get_provenance()
+        assert prov["kind"] == "notebook" and prov["content"] == path.read_bytes()
     assert os.environ["FEATURESTORE_WAREHOUSE"] == str(warehouse)

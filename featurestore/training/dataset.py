@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import logging
 import os
 import shutil
 import uuid
@@ -15,12 +16,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from featurestore import provenance
 from featurestore.errors import FeatureStoreError
 from featurestore.names import check_name
 from featurestore.query.planner import as_queries, point_in_time, resolve_commit
 from featurestore.query.query import Query, QueryError
 from featurestore.training import formats
 from featurestore.training import splits as split_rules
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from featurestore.feature_store import FeatureStore
@@ -175,6 +179,10 @@ class TrainingDataset:
                                        f"{', '.join(map(repr, missing))} of training dataset '{self.name}'")
         return [vector[f] for f in self.features]
 
+    def get_provenance(self) -> dict[str, Any] | None:
+        """What created this dataset: script/notebook (with content), git commit, user, host, packages."""
+        return provenance.load(self._fs.registry, "training_dataset", entity_id=self.id)
+
     def delete(self) -> None:
         """Remove the files and the registry record."""
         shutil.rmtree(self.location, ignore_errors=True)
@@ -200,6 +208,7 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
            recreated_from: int | None = None) -> TrainingDataset:
     """Materialize a training dataset version (see ``FeatureStore.create_training_dataset``)."""
     check_name(name, "training dataset")
+    prov = provenance.capture()
     if (query is None) == (features is None):
         raise TrainingDatasetError(f"training dataset '{name}': pass exactly one of query= or features=")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
@@ -275,10 +284,15 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
                     "as_known_at_spine_time": bool(as_known_at_spine_time), "recreated_from": recreated_from},
     }
     try:
-        return TrainingDataset(fs, fs.registry.create_training_dataset(record))
+        td = TrainingDataset(fs, fs.registry.create_training_dataset(record))
     except BaseException:
         shutil.rmtree(location, ignore_errors=True)
         raise
+    try:
+        provenance.record(fs.registry, prov, "training_dataset", entity_id=td.id)
+    except Exception as exc:  # noqa: BLE001 - the dataset stands; provenance is best effort after it
+        log.warning("provenance of training dataset %s v%s was not stored: %s", name, td.version, exc)
+    return td
 
 
 def splits_def(value: dict[str, Any] | None, seed: int | None, time_column: str | None) -> dict[str, Any] | None:
