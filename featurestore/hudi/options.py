@@ -21,6 +21,7 @@ COMMITS_RETAINED = "hoodie.cleaner.commits.retained"
 TABLE_TYPE = "hoodie.datasource.write.table.type"
 ENGINE = "engine"
 LOCK_TIMEOUT = "featurestore.lock.timeout.seconds"
+ROW_GROUP_ROWS = "featurestore.parquet.row.group.rows"
 EXTRA_METADATA_PREFIX = "featurestore.commit.metadata."
 
 QUERY_TYPE = "hoodie.datasource.query.type"
@@ -34,7 +35,7 @@ QUERY_TYPES = ("snapshot", "incremental")
 
 WRITE_KEYS = {
     TABLE_NAME, RECORD_KEY, PARTITION_PATH, PRECOMBINE, OPERATION, HIVE_STYLE, URL_ENCODE,
-    MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, TABLE_TYPE, ENGINE, LOCK_TIMEOUT,
+    MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, TABLE_TYPE, ENGINE, LOCK_TIMEOUT, ROW_GROUP_ROWS,
 }
 READ_KEYS = {QUERY_TYPE, AS_OF, BEGIN, END, ENGINE}
 
@@ -42,6 +43,7 @@ DEFAULT_MAX_FILE_SIZE = 120 * 1024 * 1024
 DEFAULT_SMALL_FILE_LIMIT = 100 * 1024 * 1024
 DEFAULT_COMMITS_RETAINED = 10
 DEFAULT_LOCK_TIMEOUT = 60.0
+DEFAULT_ROW_GROUP_ROWS = 131_072
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -99,6 +101,7 @@ class WriteOptions:
     commits_retained: int
     engine: str
     lock_timeout: float
+    row_group_rows: int
     extra_metadata: dict[str, str]
     raw: dict[str, str]
 
@@ -144,6 +147,7 @@ class WriteOptions:
             commits_retained=_positive_int(COMMITS_RETAINED, opts.get(COMMITS_RETAINED, DEFAULT_COMMITS_RETAINED)),
             engine=engine,
             lock_timeout=lock_timeout,
+            row_group_rows=_positive_int(ROW_GROUP_ROWS, opts.get(ROW_GROUP_ROWS, DEFAULT_ROW_GROUP_ROWS)),
             extra_metadata=extra,
             raw={k: str(v) for k, v in opts.items()},
         )

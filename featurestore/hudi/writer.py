@@ -16,11 +16,11 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore.hudi import actions
+from featurestore.hudi import actions, index
 from featurestore.hudi.errors import HudiSchemaError
 from featurestore.hudi.file_writer import (
     DELETE,
@@ -51,6 +51,10 @@ SPARK_SCHEMA_KEY = "featurestore.spark.schema"
 DEFAULT_RECORD_SIZE = 1024  # bytes, Hudi's hoodie.copyonwrite.record.size.estimate
 SEQ, FID = "_fs_seq", "_fs_fid"
 BROADCAST_ROWS = 200_000  # incoming batches up to this size are broadcast to the index scan
+SMALL_BATCH_ROWS = 50_000  # batches up to this size look their keys up row group by row group
+# The driver looks keys up itself when they fall in at most this many row groups (a bounded read of
+# one column, ~1M keys); a Spark job costs more than that. Otherwise executors do it.
+DRIVER_LOOKUP_ROW_GROUPS = 8
 MAX_WRITE_TASKS = 400
 
 
@@ -236,6 +240,12 @@ class _Plan:
         self.old_schema = old_schema
         self.op = opts.operation
         self.parallelism = max(1, spark.sparkContext.defaultParallelism)
+        # Set by the small-batch index lookup: the file ids that get updates, the partitions with new keys.
+        self.updated_groups: list[str] | None = None
+        self.partitions_with_new_keys: list[str] = []
+        self.groups: list[str] | None = None  # every file group the write touches, when known
+        self.file_sizes: dict[str, int] = {}
+        self.cached: list[DataFrame] = []  # persisted by the plan, released when it ends
 
     # -- helpers ------------------------------------------------------------------------------
     def _latest(self, partitions: list[str] | None) -> list[BaseFile]:
@@ -256,11 +266,6 @@ class _Plan:
     def _file_path(self, f: BaseFile) -> str:
         return f"{self.path}/{f.relative_path}"
 
-    def _dedupe(self, df: DataFrame) -> DataFrame:
-        w = Window.partitionBy("_hoodie_record_key", "_hoodie_partition_path").orderBy(
-            F.col(ORD).desc_nulls_last(), F.col(SEQ).desc())
-        return df.withColumn("_fs_rn", F.row_number().over(w)).where("_fs_rn = 1").drop("_fs_rn")
-
     def _candidates(self, files: list[BaseFile]) -> list[BaseFile]:
         """Files whose record-key range (from their footer) can hold an incoming key."""
         lo, hi = self.key_range
@@ -275,15 +280,48 @@ class _Plan:
         """Hudi's SIMPLE index: the file id holding each incoming key (null for a new key)."""
         if not files:
             return incoming.withColumn(FID, F.lit(None).cast("string"))
-        index = self.spark.read.schema(
+        if self.rows_in <= SMALL_BATCH_ROWS:
+            return incoming.join(F.broadcast(self._lookup_small(incoming, files)),
+                                 ["_hoodie_record_key", "_hoodie_partition_path"], "left")
+        stored_keys = self.spark.read.schema(
             "_hoodie_record_key string, _hoodie_partition_path string, _hoodie_file_name string"
         ).parquet(*[self._file_path(f) for f in files])
         keys = incoming.select("_hoodie_record_key", "_hoodie_partition_path")
         if self.rows_in <= BROADCAST_ROWS:
             keys = F.broadcast(keys)
-        found = index.join(keys, ["_hoodie_record_key", "_hoodie_partition_path"], "inner").select(
+        found = stored_keys.join(keys, ["_hoodie_record_key", "_hoodie_partition_path"], "inner").select(
             "_hoodie_record_key", "_hoodie_partition_path", file_id_of(F.col("_hoodie_file_name")).alias(FID))
         return incoming.join(found, ["_hoodie_record_key", "_hoodie_partition_path"], "left")
+
+    def _lookup_small(self, incoming: DataFrame, files: list[BaseFile]) -> DataFrame:
+        """The index for a small batch: its keys (at most SMALL_BATCH_ROWS, the size of a broadcast)
+        go to the executors, which read only the row groups whose key statistics admit them."""
+        wanted: dict[str, set[str]] = {}
+        for key, partition in incoming.select("_hoodie_record_key", "_hoodie_partition_path").collect():
+            wanted.setdefault(partition, set()).add(key)
+        rows = [(self._file_path(f), f.partition, f.file_id) for f in files if f.partition in wanted]
+        sorted_keys = {p: sorted(keys) for p, keys in wanted.items()}
+        # Which file groups hold incoming keys, and which partitions get new keys: the write job
+        # then knows its file groups and packs them into as few tasks as there are cores.
+        found_per_partition: dict[str, int] = {}
+        on_driver = index.lookup_on_driver(rows, sorted_keys, DRIVER_LOOKUP_ROW_GROUPS)
+        if on_driver is not None:
+            found = self.spark.createDataFrame(on_driver)  # one record batch: a local relation
+            for partition in on_driver.column(1).to_pylist():
+                found_per_partition[partition] = found_per_partition.get(partition, 0) + 1
+            self.updated_groups = sorted(set(on_driver.column(2).to_pylist()))
+        else:
+            tasks = self.spark.createDataFrame(rows, index.FILES_SCHEMA)
+            found = tasks.mapInArrow(index.make_key_lookup(sorted_keys), index.LOOKUP_SCHEMA)
+            found = found.persist(StorageLevel.MEMORY_AND_DISK)
+            self.cached.append(found)
+            held = found.groupBy("_hoodie_partition_path", FID).count().collect()
+            self.updated_groups = sorted({row[FID] for row in held})
+            for row in held:
+                found_per_partition[row[0]] = found_per_partition.get(row[0], 0) + row["count"]
+        self.partitions_with_new_keys = sorted(
+            p for p, keys in wanted.items() if len(keys) > found_per_partition.get(p, 0))
+        return found
 
     # -- execution ----------------------------------------------------------------------------
     def execute(self, instant: str, avro: dict, rolled: list[str]) -> CommitResult:
@@ -304,6 +342,9 @@ class _Plan:
             actions.rollback_pending(self.path, timeline, FileSystemView(self.path, timeline,
                                      bool(self.opts.partition_fields)), timeline.new_instant_time())
             raise
+        finally:
+            for frame in self.cached:
+                frame.unpersist()
         import shutil
 
         shutil.rmtree(actions.marker_dir(self.path, instant), ignore_errors=True)
@@ -321,7 +362,9 @@ class _Plan:
         """Incoming rows with their target group (file id, or ``new:<partition>``), the current
         base file of every file group that will be merged, and the file groups replaced."""
         op = self.op
-        incoming = self._dedupe(self.incoming) if op in ("upsert", "delete") else self.incoming
+        # Duplicate keys of an upsert are combined by the write tasks (a key's rows all go to the task
+        # of its file group), which saves a shuffle of the batch.
+        incoming = self.incoming
         new_group = F.concat(F.lit(NEW_PREFIX), F.col("_hoodie_partition_path"))
         replaced: dict[str, list[str]] = {}
         if op in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
@@ -336,11 +379,14 @@ class _Plan:
 
         latest = self._latest(self.partitions)
         old_files = {f.file_id: (f.relative_path, f.instant) for f in latest}
+        self.file_sizes = {f.file_id: f.size for f in latest}
         if op in ("upsert", "delete"):
             tagged = self._tag(incoming, self._candidates(latest))
         else:
             tagged = incoming.withColumn(FID, F.lit(None).cast("string"))
         if op == "delete":
+            if self.updated_groups is not None:
+                self.groups = self.updated_groups
             return (tagged.where(F.col(FID).isNotNull()).withColumn(GROUP, F.col(FID))
                     .withColumn(KIND, F.lit(DELETE)), old_files, replaced)
         # New keys fill the smallest small file of their partition when the whole batch fits in it
@@ -355,6 +401,9 @@ class _Plan:
         if small:
             routes = F.create_map(*[F.lit(x) for kv in small.items() for x in kv])
             target = F.coalesce(routes[F.col("_hoodie_partition_path")], new_group)
+        if self.updated_groups is not None:
+            new_groups = [small.get(p, f"{NEW_PREFIX}{p}") for p in self.partitions_with_new_keys]
+            self.groups = sorted(set(self.updated_groups) | set(new_groups))
         rows = (tagged.withColumn(GROUP, F.coalesce(F.col(FID), target))
                 .withColumn(KIND, F.lit(UPDATE)))
         return rows, old_files, replaced
@@ -362,15 +411,42 @@ class _Plan:
     def _run(self, rows: DataFrame, instant: str, avro: dict, old_files: dict[str, tuple[str, str]]) -> list[dict]:
         data_columns = tuple(f.name for f in self.schema.fields)
         if self.op not in ("bulk_insert", "insert_overwrite", "insert_overwrite_table"):
-            n = min(MAX_WRITE_TASKS, max(self.parallelism, len(old_files) + len(self.partitions)))
-            rows = rows.repartition(n, GROUP)
+            if self.groups is not None:
+                rows = self._pack_groups(rows, self.groups)
+            else:
+                n = min(MAX_WRITE_TASKS, max(self.parallelism, len(old_files) + len(self.partitions)))
+                rows = rows.repartition(n, GROUP)
         rows = rows.select(*META_COLUMNS, *[F.col(f"`{c}`") for c in data_columns], F.col(ORD),
-                           F.col(GROUP), F.col(KIND).cast("int").alias(KIND))
-        rows = rows.sortWithinPartitions(GROUP, "_hoodie_record_key")
+                           F.col(SEQ), F.col(GROUP), F.col(KIND).cast("int").alias(KIND))
+        rows = rows.sortWithinPartitions(GROUP, "_hoodie_record_key", F.col(ORD).desc_nulls_last(), F.col(SEQ).desc())
         ctx = WriteContext(
             self.path, instant, self.op, data_columns, json.dumps(with_meta_fields(avro), separators=(",", ":")),
-            self.opts.max_file_size, self.opts.precombine_field, old_files=old_files)
+            self.opts.max_file_size, self.opts.precombine_field, old_files=old_files,
+            row_group_rows=self.opts.row_group_rows)
         return [r.asDict() for r in rows.mapInArrow(make_write_function(ctx), STATS_SCHEMA).collect()]
+
+    def _pack_groups(self, rows: DataFrame, groups: list[str]) -> DataFrame:
+        """Repartition the rows of a write whose file groups are known into one task per core,
+        the file groups spread over them by size (largest first, each to the least loaded task):
+        a task costs a fixed fraction of a second, a spliced file group less than that.
+
+        ``repartition(n, col)`` places a row in partition ``pmod(hash(col), n)`` (Spark's Murmur3
+        ``hash``); each task gets a number whose hash lands on its own partition.
+        """
+        n = max(1, min(len(groups), self.parallelism))
+        load = [0] * n
+        task_of: dict[str, int] = {}
+        for g in sorted(groups, key=lambda g: -self.file_sizes.get(g, 0)):
+            task = load.index(min(load))
+            task_of[g] = task
+            load[task] += self.file_sizes.get(g, 0) + 1
+        slot_for_task: dict[int, int] = {}
+        candidate = 0
+        while len(slot_for_task) < n:
+            slot_for_task.setdefault(spark_hash_long(candidate) % n, candidate)
+            candidate += 1
+        slot = F.create_map(*[x for g, t in task_of.items() for x in (F.lit(g), F.lit(slot_for_task[t]).cast("long"))])
+        return rows.withColumn("_fs_slot", slot[F.col(GROUP)]).repartition(n, "_fs_slot").drop("_fs_slot")
 
     def _remove_failed_attempts(self, instant: str, stats: list[dict]) -> None:
         """Delete files a failed or speculative task attempt left behind for this instant."""
@@ -409,6 +485,26 @@ class _Plan:
         elif self.op.startswith("insert_overwrite"):
             metadata["partitionToReplaceFileIds"] = {}
         return metadata
+
+
+def _rotl32(x: int, r: int) -> int:
+    return ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
+
+
+def spark_hash_long(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of a long (Murmur3 x86_32 over its two 32-bit halves, seed 42), as a
+    signed 32-bit int: what ``repartition(n, col)`` hashes to place a row."""
+    h = seed
+    for half in (value & 0xFFFFFFFF, (value >> 32) & 0xFFFFFFFF):
+        k = _rotl32((half * 0xCC9E2D51) & 0xFFFFFFFF, 15) * 0x1B873593 & 0xFFFFFFFF
+        h = (_rotl32(h ^ k, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
+    h ^= 8
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
 
 
 def _write_with_datasource(df: DataFrame, path: str, opts: WriteOptions) -> CommitResult:
