@@ -272,6 +272,8 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
     starts = np.concatenate([[0], np.cumsum([group_rows[i] for i in candidates])]).astype(np.int64)
     hit = np.unique(np.searchsorted(starts, np.flatnonzero(drop), side="right") - 1).tolist()
     touched: dict[int, np.ndarray | None] = {candidates[j]: drop[starts[j]:starts[j + 1]] for j in hit}
+    if len(touched) * 2 > len(group_rows):
+        return None  # most row groups change: re-encoding the whole file is as cheap and simpler
     # New rows join the last row group when it is not full (it is re-encoded with them), so that
     # repeated small upserts do not leave a trail of tiny row groups.
     last = len(group_rows) - 1

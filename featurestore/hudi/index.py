@@ -66,7 +66,7 @@ def _found_batch(held: pa.Array, partition: str, file_id: str) -> pa.RecordBatch
                                        pa.array([file_id] * n, pa.string())], schema=_LOOKUP_ARROW)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)
 def footer(path: str) -> pq.FileMetaData:
     """A base file's parquet footer (cached: base files never change once written)."""
     return pq.read_metadata(path)
