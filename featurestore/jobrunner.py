@@ -64,11 +64,20 @@ def run_job(name: str, parser: argparse.ArgumentParser, body: Callable[[JobConte
         text = str(exc).strip()
         reason = text.splitlines()[0] if text else type(exc).__name__
         print(f"{name}: error: {reason}", file=sys.stderr, flush=True)
-        if ctx._fs is not None:
-            from featurestore.alerts import send_alert
-
-            send_alert(ctx._fs.config, "job_failed", {"job": name, "reason": reason, "argv": sys.argv[1:]})
+        _alert_failure(ctx, reason)
         return 1
     finally:
         if ctx._fs is not None and ctx._fs._spark is not None and not had_session:
             ctx._fs._spark.stop()
+
+
+def _alert_failure(ctx: JobContext, reason: str) -> None:
+    """Call the alert webhook for a failed job, also when it failed before connecting."""
+    from featurestore.alerts import send_alert
+    from featurestore.config import load_config
+
+    try:
+        config = ctx._fs.config if ctx._fs is not None else load_config(getattr(ctx.args, "config", None))
+    except Exception:  # noqa: BLE001 - a broken configuration must not hide the job's own error
+        return
+    send_alert(config, "job_failed", {"job": ctx.name, "reason": reason, "argv": sys.argv[1:]})

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from featurestore.jobrunner import JobContext, common_arguments, run_job
 
 ALLOWED_KEYS = {"name", "version", "description", "features", "query", "spine", "label", "data_format", "splits",
                 "seed", "ttl_seconds", "as_known_at_spine_time"}
@@ -27,20 +28,13 @@ JOIN_KEYS = {"query", "on", "left_on", "right_on", "join_type", "prefix"}
 SPINE_KEYS = {"path", "format", "sql", "event_time"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     """Command-line arguments of the job."""
     p = argparse.ArgumentParser(prog="jobs/create_training_dataset.py", description=__doc__.splitlines()[0])
     p.add_argument("--definition", required=True, help="YAML training dataset definition")
     p.add_argument("--version", type=int, help="version to create (default: the definition's, else the next)")
     p.add_argument("--spine", help="spine path (overrides spine.path of the definition)")
-    p.add_argument("--feature-store", default="default", help="feature store (project) name")
-    p.add_argument("--config", help="configuration file (default: the usual lookup)")
-    return p.parse_args(argv)
-
-
-def log(stage: str, message: str) -> None:
-    """One log line per stage, on stderr."""
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} training [{stage}] {message}", file=sys.stderr, flush=True)
+    return common_arguments(p)
 
 
 def _check_keys(data: Any, allowed: set[str], where: str) -> dict:
@@ -104,47 +98,33 @@ def read_spine(fs: Any, spine: dict, override: str | None) -> tuple[Any, str | N
     raise FeatureStoreError("spine needs 'path' (with 'format') or 'sql'")
 
 
+def body(ctx: JobContext) -> int:
+    """Build the query and spine from the definition and write the training dataset."""
+    args = ctx.args
+    definition = load_definition(Path(args.definition))
+    fs = ctx.fs
+    query = build_query(fs, definition["query"]) if "query" in definition else None
+    spine, event_time = (None, None)
+    if definition.get("spine") or args.spine:
+        spine, event_time = read_spine(fs, definition.get("spine") or {}, args.spine)
+        ctx.log("spine", f"{len(spine.columns)} columns, event time {event_time or 'ts'}")
+    ttl = definition.get("ttl_seconds")
+    td = fs.create_training_dataset(
+        definition["name"], version=args.version or definition.get("version"), query=query,
+        features=definition.get("features"), spine=spine, spine_event_time=event_time,
+        label=definition.get("label"), data_format=definition.get("data_format", "parquet"),
+        splits=definition.get("splits"), seed=definition.get("seed"),
+        description=definition.get("description", ""),
+        ttl=dt.timedelta(seconds=ttl) if ttl is not None else None,
+        as_known_at_spine_time=bool(definition.get("as_known_at_spine_time", False)))
+    ctx.log("write", f"{td.name} v{td.version}: {td.row_counts} rows as {td.data_format}, commits {td.commits}")
+    print(f"{td.name} {td.version} {td.location}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the job; exit code 0 on success."""
-    args = parse_args(argv)
-    import featurestore
-    from featurestore.errors import FeatureStoreError
-
-    try:
-        from pyspark.errors import PySparkException
-    except ImportError:  # pragma: no cover - older pyspark
-        PySparkException = Exception  # noqa: N806
-
-    spark = None
-    try:
-        definition = load_definition(Path(args.definition))
-        fs = featurestore.connect(args.config, name=args.feature_store)
-        spark = fs.spark
-        log("connect", f"feature store '{fs.name}', warehouse {fs.config.warehouse}")
-        query = build_query(fs, definition["query"]) if "query" in definition else None
-        spine, event_time = (None, None)
-        if definition.get("spine") or args.spine:
-            spine, event_time = read_spine(fs, definition.get("spine") or {}, args.spine)
-            log("spine", f"{len(spine.columns)} columns, event time {event_time or 'ts'}")
-        ttl = definition.get("ttl_seconds")
-        td = fs.create_training_dataset(
-            definition["name"], version=args.version or definition.get("version"), query=query,
-            features=definition.get("features"), spine=spine, spine_event_time=event_time,
-            label=definition.get("label"), data_format=definition.get("data_format", "parquet"),
-            splits=definition.get("splits"), seed=definition.get("seed"),
-            description=definition.get("description", ""),
-            ttl=dt.timedelta(seconds=ttl) if ttl is not None else None,
-            as_known_at_spine_time=bool(definition.get("as_known_at_spine_time", False)))
-        log("write", f"{td.name} v{td.version}: {td.row_counts} rows as {td.data_format}, commits {td.commits}")
-        print(f"{td.name} {td.version} {td.location}")
-        return 0
-    except (FeatureStoreError, PySparkException, OSError, ValueError, KeyError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"create_training_dataset: error: {reason}", file=sys.stderr)
-        return 1
-    finally:
-        if spark is not None:
-            spark.stop()
+    """Run the job; exit code 0 on success, 1 with a one-line reason (and the alert webhook) on failure."""
+    return run_job("create_training_dataset", build_parser(), body, argv)
 
 
 if __name__ == "__main__":

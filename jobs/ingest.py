@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
+
+from featurestore.jobrunner import JobContext, common_arguments, run_job
 
 ALLOWED_DEFINITION_KEYS = {"name", "version", "description", "primary_key", "event_time", "partition_key",
                            "precombine_key", "online_enabled", "feature_descriptions", "statistics_config"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     """Command-line arguments of the job."""
     p = argparse.ArgumentParser(prog="jobs/ingest.py", description=__doc__.splitlines()[0])
     p.add_argument("--feature-group", required=True, help="feature group name")
@@ -32,14 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--transform", help="SQL applied to the input, which is the view 'source'")
     p.add_argument("--definition", help="YAML feature group definition (default conf/feature_groups/<name>.yaml)")
     p.add_argument("--operation", default="upsert", help="upsert (default), insert, bulk_insert, insert_overwrite")
-    p.add_argument("--feature-store", default="default", help="feature store (project) name")
-    p.add_argument("--config", help="configuration file (default: the usual lookup)")
-    return p.parse_args(argv)
-
-
-def log(stage: str, message: str) -> None:
-    """One log line per stage, on stderr."""
-    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} ingest [{stage}] {message}", file=sys.stderr, flush=True)
+    return common_arguments(p)
 
 
 def load_definition(path: Path, name: str) -> dict:
@@ -59,58 +53,46 @@ def load_definition(path: Path, name: str) -> dict:
     return data
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the job; exit code 0 on success."""
-    args = parse_args(argv)
-    import featurestore
+def body(ctx: JobContext) -> int:
+    """Read the source, create the feature group if needed, insert: one commit."""
     from featurestore.errors import FeatureStoreError
 
+    args, fs = ctx.args, ctx.fs
+    spark = fs.spark
+    if args.source:
+        reader = spark.read
+        if args.format == "csv":
+            reader = reader.option("header", "true").option("inferSchema", "true")
+        df = reader.format(args.format).load(args.source)
+        ctx.log("read", f"{args.source} ({args.format})")
+    else:
+        df = fs.sql(args.query)
+        ctx.log("read", "query over feature groups")
+    if args.transform:
+        df.createOrReplaceTempView("source")
+        df = spark.sql(args.transform)
+        ctx.log("transform", "applied")
     try:
-        from pyspark.errors import PySparkException
-    except ImportError:  # pragma: no cover - older pyspark
-        PySparkException = Exception  # noqa: N806
-
-    spark = None
-    try:
-        fs = featurestore.connect(args.config, name=args.feature_store)
-        spark = fs.spark
-        log("connect", f"feature store '{fs.name}', warehouse {fs.config.warehouse}")
-        if args.source:
-            reader = spark.read
-            if args.format == "csv":
-                reader = reader.option("header", "true").option("inferSchema", "true")
-            df = reader.format(args.format).load(args.source)
-            log("read", f"{args.source} ({args.format})")
-        else:
-            df = fs.sql(args.query)
-            log("read", "query over feature groups")
-        if args.transform:
-            df.createOrReplaceTempView("source")
-            df = spark.sql(args.transform)
-            log("transform", "applied")
-        try:
-            fg = fs.get_feature_group(args.feature_group, args.version)
-            log("feature-group", f"{fg.name} v{fg.version} exists")
-        except FeatureStoreError:
-            path = Path(args.definition or Path("conf") / "feature_groups" / f"{args.feature_group}.yaml")
-            definition = load_definition(path, args.feature_group)
-            definition.pop("name", None)
-            version = args.version or definition.pop("version", None)
-            definition.pop("version", None)
-            fg = fs.create_feature_group(args.feature_group, version=version, **definition)
-            log("feature-group", f"created {fg.name} v{fg.version} from {path}")
-        result = fg.insert(df, operation=args.operation)
-        log("commit", f"{result.commit_id} inserted={result.rows_inserted} updated={result.rows_updated} "
+        fg = fs.get_feature_group(args.feature_group, args.version)
+        ctx.log("feature-group", f"{fg.name} v{fg.version} exists")
+    except FeatureStoreError:
+        path = Path(args.definition or Path("conf") / "feature_groups" / f"{args.feature_group}.yaml")
+        definition = load_definition(path, args.feature_group)
+        definition.pop("name", None)
+        version = args.version or definition.pop("version", None)
+        definition.pop("version", None)
+        fg = fs.create_feature_group(args.feature_group, version=version, **definition)
+        ctx.log("feature-group", f"created {fg.name} v{fg.version} from {path}")
+    result = fg.insert(df, operation=args.operation)
+    ctx.log("commit", f"{result.commit_id} inserted={result.rows_inserted} updated={result.rows_updated} "
                       f"deleted={result.rows_deleted}")
-        print(result.commit_id or "no-commit")
-        return 0
-    except (FeatureStoreError, PySparkException, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"ingest: error: {reason}", file=sys.stderr)
-        return 1
-    finally:
-        if spark is not None:
-            spark.stop()
+    print(result.commit_id or "no-commit")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job; exit code 0 on success, 1 with a one-line reason (and the alert webhook) on failure."""
+    return run_job("ingest", build_parser(), body, argv)
 
 
 if __name__ == "__main__":

@@ -383,3 +383,21 @@ def test_report_renders_in_headless_chromium(spark, tmp_path):
     assert attrs["plots-loaded"] == attrs["plots-total"] and attrs["plots-broken"] == "0"
     assert attrs["errors"] == "0"
     assert "Uncaught" not in proc.stderr
+
+
+def test_report_lost_after_the_commit_does_not_fail_the_insert(spark, tmp_path, caplog):
+    """The Hudi commit is the point of no return: if the registry then cannot take the validation
+    report (here its table is gone), the insert still succeeds and says so in a warning."""
+    import sqlalchemy as sa
+
+    fs = _store(spark, tmp_path)
+    fg = fs.create_feature_group("kept", primary_key="id", statistics_config=False,
+                                 expectation_suite=Check(CheckLevel.Error, "ok").isComplete("id"))
+    with fs.registry.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE validation_reports"))
+    with caplog.at_level("WARNING"):
+        result = fg.insert(spark.createDataFrame([(1, "a"), (2, None)], "id int, v string"))
+    assert result.commit_id is not None
+    assert sorted((r.id, r.v) for r in fg.read().collect()) == [(1, "a"), (2, None)]
+    assert any("validation report of commit" in r.getMessage() and result.commit_id in r.getMessage()
+               for r in caplog.records)

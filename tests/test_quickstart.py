@@ -1,5 +1,6 @@
 """The quick start job end to end: `./spark-submit.sh jobs/quickstart.py` on embedded defaults
-(SQLite registry and online store), and the same story with the online store in MariaDB."""
+(SQLite registry and online store) on the standalone cluster, followed there by the other jobs, and
+the same story with the online store in MariaDB."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ import importlib.util
 import os
 import subprocess
 from pathlib import Path
+
+import pytest
+
+from featurestore import FeatureStore
+from featurestore.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,15 +27,39 @@ def _check_story(text: str, warehouse: Path) -> None:
     assert (warehouse / "quickstart" / "training_datasets" / "churn_1").is_dir()
 
 
-def test_quickstart_with_spark_submit_on_embedded_defaults(tmp_path):
+@pytest.mark.cluster
+def test_quickstart_and_the_other_jobs_with_spark_submit_on_the_cluster(spark, cluster, tmp_path):
+    """The quick start on embedded defaults submitted to the standalone cluster, then validate,
+    compute_statistics, maintenance and wait_for_commit on its store, in one more application."""
     warehouse = tmp_path / "qs"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
-    done = subprocess.run([str(REPO / "spark-submit.sh"), "--master", "local[2]", str(REPO / "jobs" / "quickstart.py"),
-                           "--warehouse", str(warehouse)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=900)
+
+    def submit(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(REPO / "spark-submit.sh"), "--master", cluster.master_url, *argv], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=900)
+
+    done = submit(str(REPO / "jobs" / "quickstart.py"), "--warehouse", str(warehouse))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     _check_story(done.stdout, warehouse)
     assert "online.db" in {p.name for p in warehouse.iterdir()}  # the embedded online store
+
+    fs = FeatureStore(load_config(warehouse / "featurestore.yaml", environ={}), "quickstart", spark=spark)
+    fg = fs.get_feature_group("customer_activity")
+    commits = sorted(fg.commit_details())
+    files_before = sum(1 for _ in Path(fg.location).rglob("*.parquet"))
+    jobs = submit(str(REPO / "tests" / "cluster_jobs.py"), str(warehouse), str(tmp_path))
+    out = jobs.stdout
+    assert jobs.returncode == 0, out[-3000:] + jobs.stderr[-3000:]
+    codes = dict(line.split()[1:] for line in out.splitlines() if line.startswith("EXIT "))
+    assert codes == {"validate": "0", "compute_statistics": "0", "maintenance": "0", "wait_for_commit": "0"}, out
+    lines = out.splitlines()
+    assert '"status": "Success"' in out  # validate --json: 200 well-formed rows pass the suite
+    assert lines[lines.index("EXIT compute_statistics 0") - 1] == commits[-1]
+    assert fg.get_statistics()["kind"] == "table"
+    removed = int(lines[lines.index("EXIT maintenance 0") - 1])
+    assert removed > 0 and sum(1 for _ in Path(fg.location).rglob("*.parquet")) == files_before - removed
+    assert fg.read().count() == 200  # the snapshot is intact after cleaning
+    assert lines[lines.index("EXIT wait_for_commit 0") - 1] == commits[-1]
 
 
 def test_quickstart_with_the_online_store_in_mariadb(spark, mariadb, tmp_path, capsys):

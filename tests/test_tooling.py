@@ -162,6 +162,18 @@ def test_webhook_on_rejection_warning_and_job_failure(spark, prepared, webhook):
     job = _load_job("wait_for_commit")
     code = job.main(["--feature-group", "orders", "--timeout", "0", "--config", prepared["config"]])
     assert code == 1 and received[-1]["event"] == "job_failed" and received[-1]["job"] == "wait_for_commit"
+    # Every job alerts on failure, also one that fails before it connects (a missing definition file).
+    failures = {
+        "ingest": ["--feature-group", "orders", "--source", str(prepared["root"] / "missing"), "--format", "json"],
+        "materialize": ["--feature-group", "no_such_group"],
+        "create_training_dataset": ["--definition", str(prepared["root"] / "missing.yaml")],
+    }
+    for name, argv in failures.items():
+        before = len(received)
+        assert _load_job(name).main([*argv, "--config", prepared["config"]]) == 1, name
+        assert len(received) == before + 1 and received[-1]["event"] == "job_failed", name
+        assert received[-1]["job"] == name and received[-1]["reason"], name
+    assert "missing.yaml" in received[-1]["reason"]
 
 
 def test_jobs_validate_statistics_maintenance_and_wait(spark, prepared, capsys):

@@ -320,7 +320,7 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
     if untouched_sizes and not parquet_splice.same_schema(old_footer, name_footer, leaves=[FILE_NAME_ELEMENT]):
         return None
 
-    width = len(META) + len(ctx.data_columns)
+    width = metadata.num_columns  # leaf columns: a struct, list or map has one chunk per leaf
     plan: list[list[parquet_splice.ChunkRef]] = []
     next_encoded = 0
     for i, n in enumerate(group_rows):

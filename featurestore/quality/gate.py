@@ -84,8 +84,12 @@ def after_commit(fg: FeatureGroup, df: DataFrame, commit_id: str, report: Valida
     if report is not None:
         report.commit_id = commit_id
         if report.save:
-            report.id = registry.add_validation_report(fg.id, report.to_dict(), "accepted", report.policy,
-                                                       commit_id, _numeric_metrics(report))
+            try:
+                report.id = registry.add_validation_report(fg.id, report.to_dict(), "accepted", report.policy,
+                                                           commit_id, _numeric_metrics(report))
+            except Exception as exc:  # noqa: BLE001 - the commit stands: a lost report must not fail the insert
+                log.warning("validation report of commit %s of feature group '%s' v%s was not stored: %s",
+                            commit_id, fg.name, fg.version, exc)
     cfg = statistics_config(fg._record["options"].get("statistics_config"))
     if cfg["enabled"]:
         try:
