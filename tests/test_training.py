@@ -180,3 +180,40 @@ def test_as_known_at_spine_time_hides_backfills(spark, tmp_path):
     later = spark.createDataFrame([("u1", dt.datetime(2100, 1, 1), 1)], "user string, ts timestamp, label int")
     assert [r.amount for r in fs.get_training_data(later, ["events.amount"], as_known_at_spine_time=True)
             .collect()] == [100.0]
+
+
+def test_as_known_at_spine_time_replays_deletes(spark, tmp_path):
+    fs = store(spark, tmp_path)
+    events = fs.create_feature_group("events", primary_key=["user", "ts"], event_time="ts")  # time series
+    profile = fs.create_feature_group("profile", primary_key=["user"], event_time="ts")      # entity-keyed
+    ev_schema, pr_schema = "user string, ts timestamp, amount double", "user string, ts timestamp, level int"
+    c1 = events.insert(spark.createDataFrame([("u1", h(0), 1.0), ("u1", h(1), 2.0), ("u2", h(0), 5.0)],
+                                             ev_schema)).commit_id
+    p1 = profile.insert(spark.createDataFrame([("u1", h(0), 10), ("u2", h(0), 20)], pr_schema)).commit_id
+    # one event of u1 is deleted (its earlier event takes over), then u2's only event; u2 comes back later
+    c2 = events.delete_records(spark.createDataFrame([("u1", h(1))], "user string, ts timestamp")).commit_id
+    p2 = profile.delete_records(spark.createDataFrame([("u1",)], "user string")).commit_id
+    c3 = events.delete_records(spark.createDataFrame([("u2", h(0))], "user string, ts timestamp")).commit_id
+    c4 = events.insert(spark.createDataFrame([("u2", h(2), 7.0)], ev_schema)).commit_id
+    at = {name: instant_to_datetime(c).replace(tzinfo=None)
+          for name, c in {"c1": c1, "p1": p1, "c2": c2, "p2": p2, "c3": c3, "c4": c4}.items()}
+    assert sorted(at.values()) == [at[n] for n in ("c1", "p1", "c2", "p2", "c3", "c4")]
+    # spine rows exactly at the commit times: a delete at the spine time already counts
+    times = ["p1", "c2", "p2", "c3", "c4"]
+    spine = spark.createDataFrame([(u, at[n], n) for n in times for u in ("u1", "u2")] + [("u1", h(5), "old")],
+                                  "user string, ts timestamp, label string")
+    safe = fs.get_training_data(spine, [events.select(["amount"]), profile.select(["level"])],
+                                as_known_at_spine_time=True)
+    expected = {
+        ("u1", "p1"): (2.0, 10), ("u2", "p1"): (5.0, 20),
+        ("u1", "c2"): (1.0, 10), ("u2", "c2"): (5.0, 20),    # u1's h(1) event deleted
+        ("u1", "p2"): (1.0, None), ("u2", "p2"): (5.0, 20),  # u1's profile deleted
+        ("u1", "c3"): (1.0, None), ("u2", "c3"): (None, 20),  # u2's only event deleted
+        ("u1", "c4"): (1.0, None), ("u2", "c4"): (7.0, 20),   # a new event of u2
+        ("u1", "old"): (None, None),                          # known then: nothing (commits are in 2026)
+    }
+    assert sorted(((r.user, r.label), (r.amount, r.level)) for r in safe.collect()) == sorted(expected.items())
+    # the snapshot join sees only what is left now, at every spine time
+    now = {r.user: (r.amount, r.level) for r in fs.get_training_data(
+        spine, [events.select(["amount"]), profile.select(["level"])]).where("label = 'c4'").collect()}
+    assert now == {"u1": (1.0, None), "u2": (7.0, 20)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 from decimal import Decimal
 
 import pytest
@@ -18,12 +19,17 @@ T0 = dt.datetime(2024, 3, 1)
 TYPED = ("id long, name string, score double, small int, flag boolean, day date, ts timestamp, "
          "amount decimal(12,2)")
 TYPED_ROWS = [
-    (1, "ana", 0.5, 1, True, dt.date(2024, 1, 1), T0, Decimal("12.50")),
+    (1, "ana", 0.1, 1, True, dt.date(2024, 1, 1), T0, Decimal("12.50")),  # 0.1: not a float32
     (2, "chloé 😀", -1.25, None, False, dt.date(1969, 12, 31), T0 + dt.timedelta(microseconds=123456), None),
     (3, None, None, -7, None, None, None, Decimal("-0.01")),
     (2**62, "", 2.0**40, 2**31 - 1, True, dt.date(2999, 12, 31), dt.datetime(1960, 5, 5, 1, 2, 3),
      Decimal("9999999999.99")),
 ]
+
+
+def float32(x: float | None) -> float | None:
+    """``x`` rounded to the nearest float32, as a Python float."""
+    return None if x is None else struct.unpack("<f", struct.pack("<f", x))[0]
 
 
 def store(spark, path, **overrides) -> FeatureStore:
@@ -52,7 +58,11 @@ def test_every_format_reads_back(spark, typed_fs, data_format):
     assert td.row_counts == {"all": 4} and td.features == [f.name for f in fg.features]
     again = fs.get_training_dataset(f"typed_{data_format}", 1)
     assert again.read().schema == fg.read().schema
-    assert rows(again.read()) == rows(spark.createDataFrame(TYPED_ROWS, TYPED))
+    expected = TYPED_ROWS
+    if data_format == "tfrecord":  # tf.train.Example has only float32 lists: doubles come back rounded
+        expected = [r[:2] + (float32(r[2]),) + r[3:] for r in TYPED_ROWS]
+        assert expected[0][2] == 0.10000000149011612 != 0.1
+    assert rows(again.read()) == rows(spark.createDataFrame(expected, TYPED))
     assert td.commits == {"typed_1": next(iter(fg.commit_details()))}
 
 
@@ -66,6 +76,10 @@ def test_format_errors(spark, tmp_path):
         fs.create_training_dataset("bad", query=fg.select_all(), data_format="tfrecord")
     with pytest.raises(FormatError, match="unknown data_format 'xls'"):
         fs.create_training_dataset("bad", query=fg.select_all(), data_format="xls")
+    huge = fs.create_feature_group("huge", primary_key=["id"], event_time="ts")
+    huge.insert(spark.createDataFrame([(1, 1e300, T0)], "id long, x double, ts timestamp"))
+    with pytest.raises(Exception, match=r"column 'x': 1e\+300 is beyond float32's range"):
+        fs.create_training_dataset("bad", query=huge.select_all(), data_format="tfrecord")
     # nothing half-written stays behind
     assert fs.get_training_datasets() == []
     assert not os.path.exists(fs.location / "training_datasets" / "bad_1")
@@ -168,7 +182,6 @@ def test_serving_vector_in_feature_order(spark, tmp_path):
 def test_tfrecord_wire_format():
     """Byte-exact against the protobuf and TFRecord specifications (values worked out by hand)."""
     import io
-    import struct
 
     from featurestore.training.tfrecord import crc32c, decode_example, encode_example, masked_crc, read_records
 

@@ -37,6 +37,8 @@ class FeatureSource:
     event_time: str                            # event-time column of df
     features: tuple[tuple[str, str], ...]      # (column of df, output name)
     commit_time: str | None = None             # column with the Hudi commit instant (yyyyMMddHHmmssSSS)
+    deleted_at: str | None = None              # column: instant of the delete that removed the row, or null
+    delete_commits: tuple[str, ...] = ()       # every instant that deleted_at takes
 
 
 def time_kind(dtype: T.DataType, what: str) -> str:
@@ -126,18 +128,36 @@ def _join_group(acc: DataFrame, spine_time: str, spine_type: T.DataType, kind: s
                 srcs: list[FeatureSource], ttl: dt.timedelta | None) -> DataFrame:
     key_types = {k: acc.schema[k].dataType for k in keys}
     key_cols = [f"{PREFIX}k{i}" for i in range(len(keys))]
+    # Deletes split time into epochs at every delete commit; a row version takes part in the epochs in which
+    # its record existed (from its commit to its delete) and a spine row only meets the versions of its own
+    # epoch, so a running aggregate never has to forget a row. No deletes: one epoch, nothing is copied.
+    bounds = sorted({d for src in srcs for d in src.delete_commits})
+    epoch_of = (lambda c: sum(F.when(c >= commit_as_long(F.lit(b), kind), 1).otherwise(0)  # noqa: E731
+                              for b in bounds))
+    if bounds:
+        key_cols.append(f"{PREFIX}e")
     frames, struct_types, order_types = [], [], []
     for j, src in enumerate(srcs):
         et_type = src.df.schema[src.event_time].dataType
         et = as_long(F.col(q(src.event_time)), kind, et_type)
         ct = commit_as_long(F.col(q(src.commit_time)), kind) if src.commit_time else F.lit(0).cast("long")
+        epochs = []
+        if bounds:
+            first = epoch_of(ct) if src.commit_time else F.lit(0)
+            last = F.lit(len(bounds))
+            if src.deleted_at:
+                # a version deleted at d is alive in the epochs before the one d starts
+                gone = F.col(q(src.deleted_at))
+                last = F.when(gone.isNull(), last).otherwise(epoch_of(commit_as_long(gone, kind)) - 1)
+            epochs = [F.explode(F.sequence(first, last)).alias(f"{PREFIX}e")]
         feats = src.df.where(F.col(q(src.event_time)).isNotNull()).select(
-            *[F.col(q(k)).cast(key_types[k]).alias(key_cols[i]) for i, k in enumerate(keys)],
+            *[F.col(q(k)).cast(key_types[k]).alias(key_cols[i]) for i, k in enumerate(keys)], *epochs,
             # a known-at row becomes visible when it is both true (event time) and known (commit time)
             (F.greatest(et, ct) if src.commit_time else et).alias(f"{PREFIX}t"),
             F.lit(0).alias(f"{PREFIX}kind"),
+            # the event time rides along only when the TTL needs it: narrower rows shuffle and sort faster
             F.struct(*[F.col(q(c)).alias(f"f{i}") for i, (c, _) in enumerate(src.features)],
-                     et.alias("et")).alias(f"{PREFIX}f{j}"),
+                     *([et.alias("et")] if ttl is not None else [])).alias(f"{PREFIX}f{j}"),
             # the ordering of max_by (known-at only; the plain join needs no extra column in the shuffle)
             (F.struct(et.alias("et"), ct.alias("ct")) if src.commit_time else F.lit(None).cast("boolean"))
             .alias(f"{PREFIX}o{j}"),
@@ -154,9 +174,11 @@ def _join_group(acc: DataFrame, spine_time: str, spine_type: T.DataType, kind: s
                          .withColumn(f"{PREFIX}o{i}", F.lit(None).cast(order_types[i])))
         return frame
 
+    spine_t = as_long(F.col(q(spine_time)), kind, spine_type)
     union = nulls_except(acc.select(
         *[F.col(q(k)).alias(key_cols[i]) for i, k in enumerate(keys)],
-        as_long(F.col(q(spine_time)), kind, spine_type).alias(f"{PREFIX}t"),
+        *([epoch_of(spine_t).alias(f"{PREFIX}e")] if bounds else []),
+        spine_t.alias(f"{PREFIX}t"),
         F.lit(1).alias(f"{PREFIX}kind"),
         F.struct(*[F.col(q(c)) for c in acc.columns]).alias(f"{PREFIX}row"),
     ), None)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from featurestore.feature_store import FeatureStore
 
 FIRST_INSTANT = "00000000000000000"
+DELETED_AT = "_deleted_at"  # not a feature name: feature names start with a letter
 
 
 def resolve_features(fs: FeatureStore, names: list[str]) -> Query:
@@ -84,21 +85,43 @@ def resolve_commit(fg: FeatureGroup, as_of: str | None) -> str | None:
     return None
 
 
-def history(fg: FeatureGroup, up_to: str | None) -> DataFrame:
-    """Every row version written by the commits up to ``up_to`` (inclusive), with ``_hoodie_commit_time``.
+def history(fg: FeatureGroup, up_to: str | None) -> tuple[DataFrame, tuple[str, ...]]:
+    """Every row version written by the commits up to ``up_to`` (inclusive), and the delete commits.
 
     One incremental read per commit: each returns the rows as that commit wrote them, including values a
-    later upsert overwrote (as long as the cleaner kept that file version).
+    later upsert overwrote (as long as the cleaner kept that file version). The frame has
+    ``_hoodie_commit_time`` and :data:`DELETED_AT`: the first delete commit (up to ``up_to``) that removed
+    the version's record after it was written, or null.
     """
-    commits = sorted(c for c in fg.commit_details() if up_to is None or c <= up_to)
+    details = fg.commit_details()
+    commits = sorted(c for c in details if up_to is None or c <= up_to)
     frames, previous = [], FIRST_INSTANT
     for commit in commits:
         frames.append(fg.read_changes(previous, commit, include_meta=True))
         previous = commit
     if not frames:
-        empty = fg.read(include_meta=True)
-        return empty.limit(0)
-    return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+        return fg.read(include_meta=True).limit(0).withColumn(DELETED_AT, F.lit(None).cast("string")), ()
+    versions = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+    # a delete commit writes no rows: the records it removed are those its snapshot lost
+    deletes = [c for c in commits if details[c]["operation"] == "delete" or details[c]["rowsDeleted"]]
+    gone = [_deleted_keys(fg, commits[commits.index(c) - 1], c) for c in deletes if commits.index(c) > 0]
+    if not gone:
+        return versions.withColumn(DELETED_AT, F.lit(None).cast("string")), ()
+    record = ["_hoodie_record_key", "_hoodie_partition_path"]
+    removed = reduce(DataFrame.unionByName, gone)
+    # per version (one per record and commit): the first delete of its record after it was written
+    until = (versions.select(*record, "_hoodie_commit_time").join(removed, record)
+             .where(F.col("_deleted") > F.col("_hoodie_commit_time"))
+             .groupBy(*record, "_hoodie_commit_time").agg(F.min("_deleted").alias(DELETED_AT)))
+    return versions.join(until, [*record, "_hoodie_commit_time"], "left"), tuple(deletes)
+
+
+def _deleted_keys(fg: FeatureGroup, before: str, commit: str) -> DataFrame:
+    """(record key, partition path, ``_deleted`` = commit) of the records ``commit`` deleted."""
+    record = ["_hoodie_record_key", "_hoodie_partition_path"]
+    old = fg.read(as_of=before, include_meta=True).select(*record)
+    new = fg.read(as_of=commit, include_meta=True).select(*record)
+    return old.join(new, record, "left_anti").withColumn("_deleted", F.lit(commit))
 
 
 def as_queries(fs: FeatureStore, features_or_query: Query | list[Query] | list[str]) -> list[Query]:
@@ -137,8 +160,9 @@ def _source(part: Part, spine: DataFrame, spine_event_time: str, as_known: bool)
         raise QueryError(f"feature group '{fg.name}' v{fg.version} has no event_time: a point-in-time join needs "
                          "one (create the feature group with event_time=...)")
     commit = resolve_commit(fg, part.as_of)
+    deletes: tuple[str, ...] = ()
     if as_known:
-        df = history(fg, commit) if commit else fg.read(include_meta=True).limit(0)
+        df, deletes = history(fg, commit) if commit else (fg.read(include_meta=True).limit(0), ())
         if "_hoodie_commit_time" not in df.columns:  # a feature group without any commit yet
             df = df.withColumn("_hoodie_commit_time", F.lit(None).cast("string"))
     else:
@@ -151,4 +175,5 @@ def _source(part: Part, spine: DataFrame, spine_event_time: str, as_known: bool)
     features = tuple((src, out) for src, out in part.features
                      if not (src == out and src in skip and out in spine.columns))
     return FeatureSource(fg.table_name, df, tuple(keys), fg.event_time, features,
-                         "_hoodie_commit_time" if as_known else None), commit
+                         "_hoodie_commit_time" if as_known else None,
+                         DELETED_AT if deletes else None, deletes), commit

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -222,6 +223,17 @@ def _to_tf(value: Any, t: T.DataType) -> Any:
     return value
 
 
+def _check_float32(name: str, values: list[float]) -> None:
+    """tf.train.Example's FloatList holds float32: doubles are rounded, and one beyond its range is an error."""
+    for v in values:
+        try:
+            struct.pack("<f", v)
+        except OverflowError:
+            raise FormatError(f"column '{name}': {v!r} is beyond float32's range (about ±3.4e38), and tfrecord "
+                              "stores floating-point features as float32; scale the column or use another "
+                              "data_format") from None
+
+
 def _from_tf(value: Any, t: T.DataType) -> Any:
     if isinstance(t, T.StringType):
         return value.decode("utf-8")
@@ -257,6 +269,8 @@ def _tfrecord_writer(schema: T.StructType) -> Callable[[Any, Iterator[pa.RecordB
                             feats[name] = (_tf_kind(t.elementType), items)
                         else:
                             feats[name] = (_tf_kind(t), [_to_tf(value, t)])
+                        if feats[name][0] == "float":
+                            _check_float32(name, feats[name][1])
                     yield encode_example(feats)
 
         return write_records(fh, examples())
