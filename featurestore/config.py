@@ -60,6 +60,8 @@ SCHEMA: dict[str, Any] = {
         "batch_size": _s(int, 1000, "Rows per batched upsert statement."),
         "max_connections": _s(int, 4, "Upper bound on concurrent online-store writer connections."),
         "pool_size": _s(int, 8, "Connections in the feature-vector serving pool (callers wait when all are busy)."),
+        "driver": _s(str, "auto", "MariaDB/MySQL client: auto (mariadb when installed), mariadb (MariaDB "
+                     "Connector/Python, C) or mysql-connector (pure Python)."),
     },
     "spark": {
         "master": _s(str, "local[*]", "Spark master URL used by get_session()."),

@@ -274,7 +274,8 @@ class FeatureStore:
 
             self._online_store = OnlineStore(self.config.online_url, self.config.get("online.password"), self.name,
                                              self.config.get("online.batch_size"),
-                                             self.config.get("online.max_connections"))
+                                             self.config.get("online.max_connections"),
+                                             self.config.get("online.driver"))
         return self._online_store
 
     def _online_server(self) -> Any:

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import mariadb as mariadb_driver
 import mysql.connector
 import pytest
 
@@ -37,8 +38,8 @@ ALL_TYPES = ("uid int, name string, score double, ratio float, amount decimal(38
 def make_store(spark, tmp_path, backend: str, request, **extra) -> FeatureStore:
     """A feature store with its own online namespace (SQLite file, or a MariaDB database)."""
     overrides = {"warehouse": str(tmp_path / "warehouse"), "online.batch_size": 2, **extra}
-    if backend == "mariadb":
-        overrides.setdefault("online.url", request.getfixturevalue("mariadb").url())
+    if backend == "mariadb" and "online.url" not in overrides:
+        overrides["online.url"] = request.getfixturevalue("mariadb").url()
     return FeatureStore(load_config(environ={}, overrides=overrides), f"s{next(_stores)}", spark=spark)
 
 
@@ -272,6 +273,45 @@ def test_failed_materialization_keeps_mark_and_rerun_converges(spark, tmp_path, 
     assert [v["name"] for v in vectors(fs, fg, [1, 8, 20, 21])] == ["v2-1", "v2-8", "v2-20", "v2-21"]
 
 
+def test_both_drivers_serve_the_same_vectors_and_long_keys(spark, tmp_path, mariadb):
+    url = mariadb.url()
+    fs = make_store(spark, tmp_path, "mariadb", None, **{"online.url": url})
+    assert fs.online_store.conn.driver == "mariadb"  # auto: the C connector is installed by the set-up command
+    fg = fs.create_feature_group("items", primary_key="uid", event_time="ts", online_enabled=True)
+    fg.insert(spark.createDataFrame(SEED, ALL_TYPES), storage="offline")
+    fs.materialize(fg)
+    pure = FeatureStore(load_config(environ={}, overrides={"warehouse": str(tmp_path / "warehouse"), "online.url": url,
+                                                           "online.driver": "mysql-connector"}), fs.name, spark=spark)
+    assert pure.online_store.conn.driver == "mysql-connector"
+    expected = [expected_vector(r) for r in SEED] + [{c: (5 if c == "uid" else None) for c in COLUMNS}]
+    assert vectors(fs, fg, [1, 2, 3, 4, 5]) == expected
+    assert vectors(pure, pure.get_feature_group("items"), [1, 2, 3, 4, 5]) == expected
+    with pytest.raises(OnlineStoreError, match="online.driver: unknown driver 'odbc'"):
+        _ = FeatureStore(load_config(environ={}, overrides={"warehouse": str(tmp_path / "warehouse"),
+                                                            "online.url": url, "online.driver": "odbc"}),
+                         fs.name, spark=spark).online_store
+
+    # key columns share InnoDB's 3,072-byte index: one string key holds 768 characters (4-byte ones too),
+    # next to a long key (8 bytes) each of two string keys holds (3072 - 8) // 2 // 4 = 383
+    single = fs.create_feature_group("long1", primary_key="k", event_time="ts", online_enabled=True)
+    both = fs.create_feature_group("long2", primary_key=["n", "a", "b"], event_time="ts", online_enabled=True)
+    k768 = "é" * 700 + "😀" * 68
+    single.insert(spark.createDataFrame([(k768, T0, 1), (k768[:-1], T0, 2)], "k string, ts timestamp, v int"))
+    a, b = "ü" * 383, "😀" * 383
+    both.insert(spark.createDataFrame([(1, a, b, T0, 3)], "n long, a string, b string, ts timestamp, v int"))
+    fs.materialize(single)
+    fs.materialize(both)
+    assert [v["v"] for v in fs.get_feature_vectors(single, [{"k": k768}, {"k": k768[:-1]}, {"k": k768 + "x"}])] == \
+        [1, 2, None]
+    assert fs.get_feature_vector(both, {"n": 1, "a": a, "b": b})["v"] == 3
+    mark = fs.registry.online_state(single.id)["last_commit"]
+    single.insert(spark.createDataFrame([(k768 + "x", T0, 9)], "k string, ts timestamp, v int"), storage="offline")
+    with pytest.raises(OnlineStoreError, match="Data too long for column 'k'"):  # strict mode: never truncated
+        fs.materialize(single)
+    assert fs.registry.online_state(single.id)["last_commit"] == mark
+    assert fs.get_feature_vector(single, {"k": k768})["v"] == 1
+
+
 def test_online_ttl_hides_and_purges_old_rows(spark, tmp_path, backend, request):
     fs = make_store(spark, tmp_path, backend, request)
     with pytest.raises(Exception, match="online_ttl needs an event_time"):
@@ -312,7 +352,8 @@ def test_read_only_user_serves_but_cannot_materialize(spark, tmp_path, mariadb, 
     assert "denied" in str(err.value) and "ro-secret" not in str(err.value)
     assert reader.registry.online_state(fg.id) == mark
     assert reader.get_feature_vector(ro_fg, {"uid": 2})["name"] is None
-    with pytest.raises(mysql.connector.Error):  # and the user really cannot write
+    # and the user really cannot write
+    with pytest.raises((mysql.connector.Error, mariadb_driver.Error), match="DELETE command denied"):
         conn = reader.online_store.conn.connect()
         conn.cursor().execute(f"DELETE FROM `{database}`.`ro_1`")  # noqa: S608 - test identifiers
 

@@ -13,11 +13,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from featurestore.online.store import Connection, OnlineStore
-from featurestore.online.types import OnlineStoreError, from_db, key_to_db
+from featurestore.online.types import OnlineStoreError, fetch_converter, key_param
 
 if TYPE_CHECKING:
     from featurestore.feature_group import FeatureGroup
@@ -30,6 +30,7 @@ class _Conn:
 
     def __init__(self, settings: Connection) -> None:
         self.dialect = settings.dialect
+        self.driver = settings.driver
         self.raw = settings.connect(database=False)  # statements name their database: it may not exist yet
         if self.dialect == "mysql":
             self.raw.autocommit = True  # every lookup sees the latest committed rows
@@ -40,7 +41,10 @@ class _Conn:
             return self.raw.execute(sql, params).fetchall()  # sqlite3 caches compiled statements itself
         cached = self.statements.get(sql)
         if cached is None:
-            cached = (sql, self.raw.cursor(prepared=True))
+            # binary: MariaDB Connector/Python would otherwise send the values substituted into the text
+            cursor = self.raw.cursor(prepared=True, binary=True) if self.driver == "mariadb" else \
+                self.raw.cursor(prepared=True)
+            cached = (sql, cursor)
             self.statements[sql] = cached
             if len(self.statements) > MAX_STATEMENTS:
                 self.statements.popitem(last=False)[1][1].close()
@@ -105,9 +109,11 @@ class _Plan:
 
     columns: list[str]       # selected: keys first, then the requested features, then the event time
     features: list[str]      # returned
-    converters: list[Any]    # fetched value -> Python value, per selected column
-    key_types: list[Any]     # Spark types of the key columns
-    key_back: list[Any]      # bound key parameter -> Python value (to match fetched rows)
+    converters: list[tuple[str, Any]]  # (column, fetched value -> Python value) where the driver's value differs
+    key_params: list[Any]    # per key column: lookup value -> bound parameter (checks the type)
+    key_back: list[Any]      # per key column: bound parameter -> fetched value (None: the same), to match rows
+    sql: dict[int, str] = field(default_factory=dict)  # SELECT by number of keys (the same string object each
+    # time: a prepared cursor is reused only for the very string it prepared)
 
 
 class Server:
@@ -135,9 +141,11 @@ class Server:
         extra = [fg.event_time] if fg.event_time and fg._record["options"].get("online_ttl_seconds") else []
         columns = list(dict.fromkeys(fg.primary_key + wanted + extra))
         dialect = self.store.dialect
-        plan = _Plan(columns, wanted, [from_db(schema[c].dataType, dialect) for c in columns],
-                     [schema[k].dataType for k in fg.primary_key],
-                     [from_db(schema[k].dataType, dialect) for k in fg.primary_key])
+        driver = self.store.conn.driver if dialect == "mysql" else None
+        convs = {c: fetch_converter(schema[c].dataType, dialect, driver) for c in columns}
+        plan = _Plan(columns, wanted, [(c, conv) for c, conv in convs.items() if conv is not None],
+                     [key_param(k, schema[k].dataType, dialect) for k in fg.primary_key],
+                     [convs[k] for k in fg.primary_key])
         if len(self._plans) > 1024:
             self._plans.clear()
         self._plans[key] = plan
@@ -151,20 +159,26 @@ class Server:
         if on_missing not in ("none", "raise"):
             raise OnlineStoreError(f"on_missing must be 'none' or 'raise', got {on_missing!r}")
         plan = self._plan(fg, features)
-        pk, dialect = fg.primary_key, self.store.dialect
+        pk = fg.primary_key
+        key_params = list(zip(pk, plan.key_params, strict=True))
         params_of: list[tuple] = []
-        for entry in entries:
+        try:
+            for entry in entries:
+                params_of.append(tuple([param(entry[k]) for k, param in key_params]))
+        except (KeyError, TypeError, AttributeError):
             if not isinstance(entry, dict):
-                raise OnlineStoreError(f"an entry must be a mapping of primary-key values, got {entry!r}")
+                raise OnlineStoreError(f"an entry must be a mapping of primary-key values, got {entry!r}") from None
             missing = [k for k in pk if k not in entry]
-            if missing:
-                raise OnlineStoreError(f"entry {entry!r} lacks primary-key column(s) {', '.join(map(repr, missing))} "
-                                       f"of feature group '{fg.name}'")
-            params_of.append(tuple(key_to_db(k, t, dialect, entry[k]) for k, t in zip(pk, plan.key_types, strict=True)))
+            raise OnlineStoreError(f"entry {entry!r} lacks primary-key column(s) {', '.join(map(repr, missing))} "
+                                   f"of feature group '{fg.name}'") from None
         unique = list(dict.fromkeys(p for p in params_of if None not in p))
         found: dict[tuple, dict[str, Any]] = {}
         if unique:
-            sql = self.store.select_sql(fg, plan.columns, len(unique))
+            sql = plan.sql.get(len(unique))
+            if sql is None:
+                if len(plan.sql) > MAX_STATEMENTS:
+                    plan.sql.clear()
+                sql = plan.sql[len(unique)] = self.store.select_sql(fg, plan.columns, len(unique))
             flat = [v for p in unique for v in p]
             with self.pool.connection() as conn:
                 try:
@@ -178,27 +192,45 @@ class Server:
                         raise OnlineStoreError(f"online lookup in {self.store.table_name(fg)} failed: "
                                                f"{getattr(exc, 'msg', None) or exc}") from None
             cutoff = ttl_cutoff(fg) if "online_ttl_seconds" in fg._record["options"] else None
+            columns, converters = plan.columns, plan.converters
             for raw in rows:
-                values = {c: conv(v) for c, conv, v in zip(plan.columns, plan.converters, raw, strict=True)}
+                values = dict(zip(columns, raw, strict=True))
+                for c, conv in converters:
+                    v = values[c]
+                    if v is not None:
+                        values[c] = conv(v)
                 if cutoff is not None and values[fg.event_time] is not None and values[fg.event_time] < cutoff:
                     continue  # expired: not served even before the job purges it
-                found[tuple(values[k] for k in pk)] = values
-        key_convs = plan.key_back
+                found[tuple([values[k] for k in pk])] = values
+        key_back = plan.key_back
+        if any(key_back):
+            back = [(lambda v: v) if c is None else c for c in key_back]
+            keys_of = [tuple([c(v) for c, v in zip(back, p, strict=True)]) for p in params_of]
+        else:
+            keys_of = params_of
+        features = plan.features
+        whole = features == plan.columns  # the fetched dict is the vector: no copy per feature
         out: list[dict[str, Any] | None] = []
-        for entry, params in zip(entries, params_of, strict=True):
-            values = found.get(tuple(c(v) for c, v in zip(key_convs, params, strict=True)))
+        handed: set[int] = set()  # fetched dicts already returned: a key asked twice gets a copy
+        for entry, key in zip(entries, keys_of, strict=True):
+            values = found.get(key)
             if values is None:
                 if on_missing == "raise":
                     raise KeyError(f"no online row for key {', '.join(f'{k}={entry[k]!r}' for k in pk)} in "
                                    f"feature group '{fg.name}' v{fg.version}")
-                out.append({f: (entry[f] if f in pk else None) for f in plan.features})
+                out.append({f: (entry[f] if f in pk else None) for f in features})
+            elif whole:
+                out.append(values.copy() if id(values) in handed else values)
+                handed.add(id(values))
             else:
-                out.append({f: values[f] for f in plan.features})
+                out.append({f: values[f] for f in features})
         return out
 
     def vectors(self, targets: Sequence[Target], entries: Sequence[dict[str, Any]],
                 on_missing: str = "none") -> list[dict[str, Any]]:
         """Join the vectors of several feature groups by key: one lookup per feature group."""
+        if len(targets) == 1 and not targets[0][2]:  # one feature group, no renames: nothing to merge
+            return self.lookup(targets[0][0], entries, targets[0][1], on_missing)
         merged: list[dict[str, Any]] = [{} for _ in entries]
         owner: dict[str, str] = {}
         for fg, features, rename in targets:

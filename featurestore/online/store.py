@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from featurestore.names import check_name
-from featurestore.online.types import OnlineStoreError, sql_type
+from featurestore.online.types import OnlineStoreError, key_lengths, sql_type
 
 if TYPE_CHECKING:
     from featurestore.feature_group import FeatureGroup
@@ -39,6 +39,26 @@ def now_instant() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S%f")[:17]
 
 
+DRIVERS = ("auto", "mariadb", "mysql-connector")
+# every session: UTC, byte-exact utf8mb4, and strict mode, so a value that does not fit is an error, never truncated
+SESSION_SQL = ("SET time_zone = '+00:00', NAMES utf8mb4 COLLATE utf8mb4_bin, "
+               "sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+               "ERROR_FOR_DIVISION_BY_ZERO'")
+
+
+def resolve_driver(driver: str) -> str:
+    """``mariadb`` or ``mysql-connector``: ``auto`` takes MariaDB Connector/Python when it is installed."""
+    if driver not in DRIVERS:
+        raise OnlineStoreError(f"online.driver: unknown driver {driver!r}; use one of {', '.join(DRIVERS)}")
+    if driver != "auto":
+        return driver
+    try:
+        import mariadb  # noqa: F401
+    except ImportError:
+        return "mysql-connector"
+    return "mariadb"
+
+
 @dataclass(frozen=True)
 class Connection:
     """Picklable connection settings (sent to executors; the password is never logged or printed)."""
@@ -50,6 +70,7 @@ class Connection:
     user: str | None = None
     password: str | None = None
     database: str | None = None
+    driver: str = "mysql-connector"  # for mysql: mariadb (C, MariaDB Connector/Python) | mysql-connector (pure)
 
     def __repr__(self) -> str:
         return f"Connection({self.dialect!r}, {self.path or f'{self.user}@{self.host}:{self.port}/{self.database}'})"
@@ -63,11 +84,23 @@ class Connection:
             conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             return conn
+        if self.driver == "mariadb":
+            import mariadb
+
+            kwargs: dict[str, Any] = {"host": self.host, "port": self.port, "user": self.user,
+                                      "password": self.password or "", "autocommit": False,
+                                      "init_command": SESSION_SQL}
+            if database:
+                kwargs["database"] = self.database
+            try:
+                return mariadb.connect(**kwargs)
+            except mariadb.Error as exc:
+                raise OnlineStoreError(f"cannot connect to the online store {self!r}: {_reason(exc)}") from None
         import mysql.connector
 
         kwargs = {"host": self.host, "port": self.port, "user": self.user, "password": self.password or "",
                   "charset": "utf8mb4", "collation": "utf8mb4_bin", "autocommit": False, "time_zone": "+00:00",
-                  "use_pure": True}
+                  "sql_mode": SESSION_SQL.split("sql_mode = ")[1].strip("'"), "use_pure": True}
         if database:
             kwargs["database"] = self.database
         try:
@@ -80,7 +113,7 @@ class OnlineStore:
     """The online store of one feature store: table names, DDL and statements."""
 
     def __init__(self, url: str, password: str | None, store: str, batch_size: int = 1000,
-                 max_connections: int = 4) -> None:
+                 max_connections: int = 4, driver: str = "auto") -> None:
         check_name(store, "feature store")
         if batch_size < 1 or max_connections < 1:
             raise OnlineStoreError("online.batch_size and online.max_connections must be at least 1")
@@ -100,7 +133,8 @@ class OnlineStore:
             if not COLUMN_PATTERN.fullmatch(database):
                 raise OnlineStoreError(f"online database name {database!r} is invalid or longer than 64 characters")
             self.conn = Connection("mysql", host=parsed.host or "127.0.0.1", port=parsed.port or 3306,
-                                   user=parsed.username, password=parsed.password or password, database=database)
+                                   user=parsed.username, password=parsed.password or password, database=database,
+                                   driver=resolve_driver(driver))
         else:
             raise OnlineStoreError(f"online.url: unsupported backend {backend!r}; use mysql/mariadb or sqlite")
         self._ready: set[str] = set()
@@ -148,7 +182,10 @@ class OnlineStore:
             if self.dialect == "mysql":
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS {self.q(self.conn.database)} "
                             "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-            defs = [f"{self.q(c)} {sql_type(t, self.dialect, pk)}{' NOT NULL' if pk else ''}" for c, t, pk in cols]
+            lengths = dict(zip(fg.primary_key, key_lengths([fg.schema[k].dataType for k in fg.primary_key]),
+                               strict=True))
+            defs = [f"{self.q(c)} {sql_type(t, self.dialect, pk, lengths.get(c))}{' NOT NULL' if pk else ''}"
+                    for c, t, pk in cols]
             defs.append(f"{self.q(COMMIT_COL)} VARCHAR(32) NOT NULL")
             defs.append(f"PRIMARY KEY ({', '.join(self.q(k) for k in fg.primary_key)})")
             suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" if self.dialect == "mysql" else ""

@@ -8,12 +8,16 @@ byte, short, int       TINYINT, SMALLINT, INT           INTEGER
 long                   BIGINT                           INTEGER
 float, double          FLOAT, DOUBLE (NaN/inf -> NULL)  REAL (NaN/inf -> NULL)
 decimal(p,s)           DECIMAL(p,s) (exact)             TEXT (exact decimal string)
-string                 LONGTEXT / key: VARCHAR(255)     TEXT
-binary                 LONGBLOB / key: VARBINARY(255)   BLOB
+string                 LONGTEXT / key: VARCHAR(n)       TEXT
+binary                 LONGBLOB / key: VARBINARY(n)     BLOB
 date                   DATE                             TEXT yyyy-mm-dd
 timestamp(_ntz)        DATETIME(6), UTC                 INTEGER microseconds since epoch, UTC
 array, map, struct     LONGTEXT JSON                    TEXT JSON
 =====================  ===============================  ==========================
+
+Key columns of variable length share InnoDB's 3,072-byte limit of an index: after the fixed-size key
+columns, the rest is split evenly between the string (4 bytes per utf8mb4 character) and binary key
+columns, e.g. one string key holds up to 768 characters (see :func:`key_lengths`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import datetime as dt
 import decimal
 import json
 import math
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +37,7 @@ from featurestore.errors import FeatureStoreError
 
 EPOCH = dt.datetime(1970, 1, 1)
 _WIDE = decimal.Context(prec=100)  # Spark decimals have up to 38 digits; the default context keeps 28
+_FLOAT32 = struct.Struct("<f")
 _INTS = {T.ByteType: "TINYINT", T.ShortType: "SMALLINT", T.IntegerType: "INT", T.LongType: "BIGINT"}
 
 
@@ -62,8 +68,28 @@ def kind_of(dtype: T.DataType) -> str:
     raise OnlineStoreError(f"type {dtype.simpleString()} is not supported by the online store")
 
 
-def sql_type(dtype: T.DataType, dialect: str, key: bool = False) -> str:
-    """Column type of ``dtype`` in ``dialect`` (``mysql`` or ``sqlite``); ``key`` for primary-key columns."""
+INDEX_BYTES = 3072  # InnoDB's largest index key (DYNAMIC row format, 16 KiB pages)
+_FIXED_KEY_BYTES = {"bool": 1, "int": 8, "float": 8, "date": 3, "timestamp": 8}
+
+
+def key_lengths(key_types: list[T.DataType]) -> list[int | None]:
+    """Per primary-key column, the length of its VARCHAR (characters) / VARBINARY (bytes), None if fixed-size.
+
+    The variable-length key columns share what the fixed-size ones leave of :data:`INDEX_BYTES`.
+    """
+    kinds = [kind_of(t) for t in key_types]
+    if "json" in kinds:
+        raise OnlineStoreError("arrays, maps and structs cannot be primary-key columns of the online store")
+    fixed = sum(_FIXED_KEY_BYTES.get(k, 0) + (t.precision // 2 + 1 if k == "decimal" else 0)
+                for k, t in zip(kinds, key_types, strict=True))
+    variable = [k for k in kinds if k in ("string", "binary")]
+    share = (INDEX_BYTES - fixed) // len(variable) if variable else 0
+    return [share // 4 if k == "string" else share if k == "binary" else None for k in kinds]
+
+
+def sql_type(dtype: T.DataType, dialect: str, key: bool = False, key_length: int | None = None) -> str:
+    """Column type of ``dtype`` in ``dialect`` (``mysql`` or ``sqlite``); ``key`` for primary-key columns,
+    whose strings/binaries are ``VARCHAR/VARBINARY(key_length)`` (default 255)."""
     kind = kind_of(dtype)
     if dialect == "sqlite":
         return {"bool": "INTEGER", "int": "INTEGER", "float": "REAL", "decimal": "TEXT", "string": "TEXT",
@@ -76,9 +102,10 @@ def sql_type(dtype: T.DataType, dialect: str, key: bool = False) -> str:
         return f"DECIMAL({dtype.precision},{dtype.scale})"
     if kind == "string":
         # nopad_bin: keys compare byte for byte ('a' != 'A', 'a' != 'a '), as they do offline
-        return ("VARCHAR(255)" if key else "LONGTEXT") + " CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+        return ((f"VARCHAR({key_length or 255})" if key else "LONGTEXT")
+                + " CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin")
     if kind == "binary":
-        return "VARBINARY(255)" if key else "LONGBLOB"
+        return f"VARBINARY({key_length or 255})" if key else "LONGBLOB"
     return {"bool": "BOOLEAN", "date": "DATE", "timestamp": "DATETIME(6)",
             "json": "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"}[kind]
 
@@ -189,6 +216,7 @@ def from_db(dtype: T.DataType, dialect: str) -> Callable[[Any], Any]:
     Timestamps come back as naive UTC datetimes, as ``fg.read().collect()`` gives them in a UTC session.
     """
     kind = kind_of(dtype)
+    single = isinstance(dtype, T.FloatType)
 
     def conv(v: Any) -> Any:
         if v is None:
@@ -200,7 +228,9 @@ def from_db(dtype: T.DataType, dialect: str) -> Callable[[Any], Any]:
         if kind == "int":
             return int(v)
         if kind == "float":
-            return float(v)
+            # a FLOAT comes back as the shortest decimal of the float32 from some drivers: the offline value
+            # is the float32 itself, widened
+            return _FLOAT32.unpack(_FLOAT32.pack(float(v)))[0] if single else float(v)
         if kind == "decimal":
             return decimal.Decimal(str(v)).quantize(decimal.Decimal(1).scaleb(-dtype.scale), context=_WIDE)
         if kind == "date":
@@ -218,22 +248,62 @@ def from_db(dtype: T.DataType, dialect: str) -> Callable[[Any], Any]:
     return conv
 
 
+# what MariaDB Connector/Python already returns as the offline Python value (no conversion needed)
+_NATIVE_MARIADB = {"int", "decimal", "string", "binary", "date", "timestamp"}
+
+
+def fetch_converter(dtype: T.DataType, dialect: str, driver: str | None) -> Callable[[Any], Any] | None:
+    """:func:`from_db` for one fetched column, or None where the driver already returns the right value
+    (the serving hot path skips those)."""
+    kind = kind_of(dtype)
+    if driver == "mariadb" and (kind in _NATIVE_MARIADB or isinstance(dtype, T.DoubleType)):
+        return None
+    return from_db(dtype, dialect)
+
+
+def key_param(name: str, dtype: T.DataType, dialect: str) -> Callable[[Any], Any]:
+    """A function turning a lookup key value into a bound parameter; a wrong type is an error naming the column.
+
+    Built once per feature group and reused for every key (serving converts keys on every call).
+    """
+    kind = kind_of(dtype)
+    to_param = to_db(dtype, dialect)
+
+    def bad(value: Any) -> OnlineStoreError:
+        return OnlineStoreError(f"key column '{name}' expects {dtype.simpleString()}, got {value!r}")
+
+    if kind == "int":
+        def int_param(value: Any) -> Any:
+            if value.__class__ is int:  # the common case, first
+                return value
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise bad(value)
+            try:
+                return int(value)
+            except ValueError:
+                raise bad(value) from None
+        return int_param
+    if kind == "string":
+        def string_param(value: Any) -> Any:
+            if not isinstance(value, str):
+                raise bad(value)
+            return value
+        return string_param
+
+    def param(value: Any) -> Any:
+        try:
+            if kind == "date" and isinstance(value, str):
+                value = dt.date.fromisoformat(value)
+            elif kind == "timestamp" and isinstance(value, str):
+                value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            elif kind == "decimal":
+                value = decimal.Decimal(str(value))
+            return to_param(value)
+        except (ValueError, TypeError, ArithmeticError, AttributeError):
+            raise bad(value) from None
+    return param
+
+
 def key_to_db(name: str, dtype: T.DataType, dialect: str, value: Any) -> Any:
     """A lookup key value as a bound parameter; wrong types are an error naming the key column."""
-    kind = kind_of(dtype)
-    try:
-        if kind == "int":
-            if isinstance(value, bool) or not isinstance(value, (int, str)):
-                raise ValueError
-            value = int(value)
-        elif kind == "string" and not isinstance(value, str):
-            raise ValueError
-        elif kind == "date" and isinstance(value, str):
-            value = dt.date.fromisoformat(value)
-        elif kind == "timestamp" and isinstance(value, str):
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        elif kind == "decimal":
-            value = decimal.Decimal(str(value))
-        return to_db(dtype, dialect)(value)
-    except (ValueError, TypeError, ArithmeticError):
-        raise OnlineStoreError(f"key column '{name}' expects {dtype.simpleString()}, got {value!r}") from None
+    return key_param(name, dtype, dialect)(value)
