@@ -11,7 +11,8 @@ Default scale (the spec): 1,000,000 keys x 11 features (~1 KB rows). Measured:
    number of executor connections;
 2. incremental materialization after 10% of the keys changed vs the raw upsert of those rows;
 3. single-vector and batch-of-100 lookups (p50/p99 latency, keys/s) with 1, 4 and 16 concurrent
-   client threads, vs a raw mysql-connector prepared primary-key SELECT of the same rows;
+   client threads, vs a raw prepared primary-key SELECT of the same rows with the same client library
+   (``online.driver``: MariaDB Connector/Python by default);
 4. the same lookups through the HTTP server (``featurestore serve``, persistent connections).
 
 A throwaway MariaDB and warehouse are created under /tmp and removed at the end.
@@ -86,6 +87,7 @@ def main() -> int:
     p.add_argument("--keys", type=int, default=1_000_000, help="number of keys (default 1,000,000)")
     p.add_argument("--lookups", type=int, default=4000, help="calls per lookup measurement (default 4000)")
     p.add_argument("--master", default="local[2]")
+    p.add_argument("--driver", default="auto", help="online.driver: auto, mariadb or mysql-connector")
     args = p.parse_args()
 
     from pyspark.sql import functions as F
@@ -113,9 +115,11 @@ def main() -> int:
         spark = get_session(master=args.master, app_name="online-bench", config=load_config(environ={}),
                             conf={"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "4g"})
         config_file = base / "fs.yaml"
-        config_file.write_text(f"warehouse: {base / 'warehouse'}\nonline:\n  url: {db.url()}\n  pool_size: 16\n")
+        config_file.write_text(f"warehouse: {base / 'warehouse'}\nonline:\n  url: {db.url()}\n  pool_size: 16\n"
+                               f"  driver: {args.driver}\n")
         fs = FeatureStore(load_config(config_file, environ={}), "bench", spark=spark)
         fg = fs.create_feature_group("bench", primary_key="id", event_time="ts", online_enabled=True)
+        driver = fs.online_store.conn.driver
 
         def data(n: int, version: int, sample: float | None = None):
             df = spark.range(n)
@@ -166,7 +170,9 @@ def main() -> int:
         def raw_client() -> Callable[[list[int]], object]:
             c = store.conn.connect()
             c.autocommit = True
-            cursors = {n: c.cursor(prepared=True) for n in raw_sql}
+            # the same client library and protocol as the serving path (binary prepared statements)
+            binary = {"binary": True} if store.conn.driver == "mariadb" else {}
+            cursors = {n: c.cursor(prepared=True, **binary) for n in raw_sql}
 
             def call(ids: list[int], _conn: object = c) -> object:  # the cursors only hold a weak reference
                 cur = cursors[len(ids)]
@@ -245,6 +251,7 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     print(f"\nonline store benchmark: {args.keys:,} keys x 11 features, MariaDB on loopback, "
+          f"client {driver}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     header = ("measure", "ours", "baseline (same run)", "ratio", "goal")
     widths = [max(len(str(r[i])) for r in [header, *results]) for i in range(5)]

@@ -51,9 +51,15 @@ def session(driver_memory: str):
 
 def generate(folder: str, spine_rows: int, keys: int, versions: int, large: int, driver_memory: str) -> None:
     """Write the feature groups and spines as parquet."""
+    spark = session(driver_memory)
+    write_data(spark, folder, spine_rows, keys, versions, large)
+    spark.stop()
+
+
+def write_data(spark, folder: str, spine_rows: int, keys: int, versions: int, large: int) -> None:
+    """The feature groups ``fg<g>`` and the spines of one data set under ``folder``."""
     from pyspark.sql import functions as F
 
-    spark = session(driver_memory)
     base = 1_700_000_000
     for g in range(GROUPS):
         # version v of key k: an event every ~10 days, jittered per key and group
@@ -70,7 +76,6 @@ def generate(folder: str, spine_rows: int, keys: int, versions: int, large: int,
             F.col("id").alias("rid"), F.pmod(F.xxhash64("id", F.lit(99)), F.lit(keys)).alias("key"),
             F.timestamp_seconds(F.lit(base) + F.pmod(F.xxhash64("id", F.lit(7)), F.lit(864_000 * (versions + 1))))
             .alias("ts"), (F.col("id") % 2).cast("int").alias("label")).write.parquet(f"{folder}/{name}")
-    spark.stop()
 
 
 def run_one(folder: str, method: str, spine_name: str, driver_memory: str) -> dict:
@@ -132,6 +137,9 @@ def main() -> None:
     p.add_argument("--versions", type=int, default=3)
     p.add_argument("--large", type=int, default=10_000_000, help="large spine, pit only (0: skip)")
     p.add_argument("--driver-memory", default="4g")
+    p.add_argument("--dense", default="200000,2000,100",
+                   help="spine rows,keys,versions of a second data set with many spine rows and versions per key "
+                        "(where a range join multiplies rows); 'none' to skip")
     p.add_argument("--run", help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
     p.add_argument("--spine-name", help=argparse.SUPPRESS)
@@ -140,9 +148,14 @@ def main() -> None:
         print(json.dumps(run_one(args.folder, args.run, args.spine_name, args.driver_memory)))
         return
     folder = tempfile.mkdtemp(prefix="pit-bench-")
+    dense = None if args.dense == "none" else [int(x) for x in args.dense.split(",")]
     try:
         t = time.perf_counter()
         generate(folder, args.spine, args.keys, args.versions, args.large, args.driver_memory)
+        if dense:
+            spark = session(args.driver_memory)
+            write_data(spark, f"{folder}/dense", dense[0], dense[1], dense[2], 0)
+            spark.stop()
         print(f"data: spine {args.spine:,} rows, {GROUPS} feature groups x {args.keys * args.versions:,} rows "
               f"({args.keys:,} keys x {args.versions} versions), large spine {args.large:,}; generated in "
               f"{time.perf_counter() - t:.0f}s; load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cpus")
@@ -160,6 +173,15 @@ def main() -> None:
             print(f"| 2 | {args.large:,} | {big['wall_s']:.1f} | - (baseline: run 1 pit, "
                   f"x{big['wall_s'] / pit['wall_s']:.2f} time for x{args.large / args.spine:.0f} spine) | - | "
                   f"{big['peak_mb']:.0f} | - | rows {big['rows']:,} |")
+        if dense:
+            d_naive = measure(f"{folder}/dense", "naive", "spine", args.driver_memory)
+            d_pit = measure(f"{folder}/dense", "pit", "spine", args.driver_memory)
+            d_same = (d_naive["checksum"], d_naive["rows"]) == (d_pit["checksum"], d_pit["rows"])
+            same = same and d_same
+            print(f"| 3 (dense: {dense[1]:,} keys x {dense[2]} versions, {dense[0] // dense[1]:,} spine rows/key) | "
+                  f"{dense[0]:,} | {d_pit['wall_s']:.1f} | {d_naive['wall_s']:.1f} | "
+                  f"{d_naive['wall_s'] / d_pit['wall_s']:.2f}x | {d_pit['peak_mb']:.0f} | {d_naive['peak_mb']:.0f} | "
+                  f"{d_same} |")
         if not same:
             raise SystemExit("the two joins disagree")
     finally:
