@@ -67,7 +67,9 @@ class DevDatabase:
     """A MariaDB server in a private folder, listening on 127.0.0.1 only."""
 
     def __init__(self, base_dir: str | os.PathLike[str] | None = None, port: int | None = None,
-                 user: str = DEFAULT_USER, database: str = DEFAULT_DATABASE) -> None:
+                 user: str = DEFAULT_USER, database: str = DEFAULT_DATABASE, buffer_pool: str = "128M") -> None:
+        """``buffer_pool``: InnoDB's buffer pool (``128M``, ``2G``): an online store serves from memory when
+        its tables fit."""
         self.base_dir = Path(base_dir).resolve() if base_dir else default_dir()
         self.datadir = self.base_dir / "data"
         self.socket = self.base_dir / "mysqld.sock"
@@ -76,6 +78,7 @@ class DevDatabase:
         self._port = port
         self._user = user
         self._database = database
+        self._buffer_pool = buffer_pool
 
     # -- state -----------------------------------------------------------------------------
     def state(self) -> DevDbState | None:
@@ -144,7 +147,7 @@ class DevDatabase:
             mariadbd, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}",
             f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
             f"--pid-file={self.base_dir / 'mariadbd.pid'}", f"--log-error={self.log_file}",
-            "--innodb-buffer-pool-size=128M", "--max-connections=200",
+            f"--innodb-buffer-pool-size={self._buffer_pool}", "--max-connections=200",
             "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin",
         ]
         if os.geteuid() == 0:
