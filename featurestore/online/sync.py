@@ -64,6 +64,18 @@ def latest_per_key(fg: FeatureGroup, df: DataFrame) -> DataFrame:
     return df.withColumn("_fs_rank", F.row_number().over(w)).where("_fs_rank = 1").drop("_fs_rank")
 
 
+def latest_per_key_of_read(fg: FeatureGroup, df: DataFrame) -> DataFrame:
+    """:func:`latest_per_key` of rows read from the feature group's Hudi table (snapshot or incremental).
+
+    Such a read has one row per record key and partition path (the latest file slice of each file
+    group), so when the partition columns are part of the primary key (or there are none) every
+    primary key is there once already and the window, a shuffle of every row, is skipped.
+    """
+    if set(fg.partition_key) <= set(fg.primary_key):
+        return df
+    return latest_per_key(fg, df)
+
+
 def _online_frame(fg: FeatureGroup, df: DataFrame, commit: Any) -> DataFrame:
     """``df`` as the online columns: features in registry order plus the commit time."""
     have = set(df.columns)
@@ -102,7 +114,7 @@ def sync_range(fg: FeatureGroup, begin: str, end: str) -> dict[str, Any]:
     """Apply the offline commits in (begin, end] to the online table (does not move the mark)."""
     commits = [c for c in _commits(fg) if begin < c["instant"] <= end]
     changes = _online_frame(fg, fg.read_changes(begin, end, include_meta=True), None)
-    changes = latest_per_key(fg, changes)
+    changes = latest_per_key_of_read(fg, changes)
     deleted = 0
     if any(c["action"] == "replacecommit" or c["rows_deleted"] or (c["operation"] or "") in DELETING_OPERATIONS
            for c in commits):
@@ -167,7 +179,7 @@ def materialize(fg: FeatureGroup, mode: str = "incremental") -> dict[str, Any]:
         mode = report["mode"] = "full"  # nothing materialized yet, or the mark left the timeline
     if mode == "full":
         snapshot = _online_frame(fg, fg.read(as_of=end, include_meta=True), None)
-        report["rows"] = upsert(fg, latest_per_key(fg, snapshot))
+        report["rows"] = upsert(fg, latest_per_key_of_read(fg, snapshot))
         offline = fg.read(as_of=end).select(*fg.primary_key)
         report["deleted"] = delete_keys(fg, online_keys(fg).join(offline, fg.primary_key, "left_anti"))
     elif end > mark:
