@@ -219,6 +219,10 @@ def test_composite_keys_multi_group_vectors_and_hostile_keys(spark, tmp_path, ba
         fs.get_feature_vector(users, {"country": "fr", "uid": "1 OR 1=1"})
     with pytest.raises(OnlineStoreError, match="lacks primary-key column.*'country'"):
         fs.get_feature_vector(users, {"uid": 1})
+    with pytest.raises(OnlineStoreError, match=r"an entry must be a mapping of primary-key values, got \['fr', 1\]"):
+        fs.get_feature_vectors(users, [{"country": "fr", "uid": 1}, ["fr", 1]])
+    with pytest.raises(OnlineStoreError, match="key column 'uid' expects int, got None"):
+        fs.get_feature_vector(users, {"country": "fr", "uid": None})
     with pytest.raises(OnlineStoreError, match="no feature.*'nope'"):
         fs.get_feature_vector(users, {"country": "fr", "uid": 1}, features=["nope"])
 

@@ -169,6 +169,8 @@ class Server:
             if not isinstance(entry, dict):
                 raise OnlineStoreError(f"an entry must be a mapping of primary-key values, got {entry!r}") from None
             missing = [k for k in pk if k not in entry]
+            if not missing:
+                raise
             raise OnlineStoreError(f"entry {entry!r} lacks primary-key column(s) {', '.join(map(repr, missing))} "
                                    f"of feature group '{fg.name}'") from None
         unique = list(dict.fromkeys(p for p in params_of if None not in p))
