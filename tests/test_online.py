@@ -450,3 +450,30 @@ def test_materialize_job_on_cluster(spark, tmp_path, cluster, mariadb):
     assert fs.get_feature_vector(other, {"uid": 1}) == {"uid": 1, "v": 1.0}
     bad = job("nope")
     assert bad.returncode == 1 and "materialize: error: feature group 'nope'" in bad.stdout + bad.stderr
+
+
+def test_serving_pool_bounds_connections_and_waits(tmp_path):
+    import threading
+
+    from featurestore.online.serving import Pool
+    from featurestore.online.store import Connection
+
+    pool = Pool(Connection("sqlite", path=str(tmp_path / "pool.db")), size=1, timeout=0.3)
+    with pool.connection() as first:
+        with pytest.raises(OnlineStoreError, match="no free online-store connection after 0s"):
+            with pool.connection():
+                pass
+        got: list[object] = []
+        waiter = threading.Thread(target=lambda: got.append(pool.connection().__enter__()))
+        waiter.start()
+        time.sleep(0.1)
+        assert got == []  # still waiting for the only connection
+    waiter.join(5)
+    assert got == [first]  # handed the connection the first block gave back
+    pool._give_back(got[0])
+    with pytest.raises(ZeroDivisionError), pool.connection() as broken:
+        1 / 0  # noqa: B018 - a failure inside the block
+    with pool.connection() as fresh:
+        assert fresh is not broken  # a connection that saw an error is discarded, not reused
+        assert fresh.query("SELECT 1", []) == [(1,)]
+    pool.close()
