@@ -75,6 +75,11 @@ class Connection:
     def __repr__(self) -> str:
         return f"Connection({self.dialect!r}, {self.path or f'{self.user}@{self.host}:{self.port}/{self.database}'})"
 
+    def cursor(self, conn: Any) -> Any:
+        """A cursor of ``conn`` that sends parameters bound, never substituted into the statement text
+        (MariaDB Connector/Python substitutes them client-side unless asked for the binary protocol)."""
+        return conn.cursor(binary=True) if self.dialect == "mysql" and self.driver == "mariadb" else conn.cursor()
+
     def connect(self, database: bool = True) -> Any:
         """A new DB-API connection (autocommit off)."""
         if self.dialect == "sqlite":
@@ -190,7 +195,7 @@ class OnlineStore:
             defs.append(f"PRIMARY KEY ({', '.join(self.q(k) for k in fg.primary_key)})")
             suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin" if self.dialect == "mysql" else ""
             cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table(fg)} ({', '.join(defs)}){suffix}")
-            existing = {c.lower() for c in self._columns(cur, fg)}
+            existing = {c.lower() for c in self._columns(conn, fg)}
             for c, t, _ in cols:
                 if c.lower() not in existing:  # a nullable feature added by schema evolution
                     cur.execute(f"ALTER TABLE {self.table(fg)} ADD COLUMN {self.q(c)} {sql_type(t, self.dialect)}")
@@ -201,7 +206,8 @@ class OnlineStore:
             conn.close()
         self._ready.add(key)
 
-    def _columns(self, cur: Any, fg: FeatureGroup) -> list[str]:
+    def _columns(self, conn: Any, fg: FeatureGroup) -> list[str]:
+        cur = self.conn.cursor(conn)
         if self.dialect == "mysql":
             cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
                         "AND TABLE_NAME = %s", (self.conn.database, self.table_name(fg)))
@@ -213,8 +219,7 @@ class OnlineStore:
         """Whether the online table of ``fg`` exists."""
         conn = self.conn.connect(database=False)
         try:
-            cur = conn.cursor()
-            return bool(self._columns(cur, fg))
+            return bool(self._columns(conn, fg))
         finally:
             conn.close()
 

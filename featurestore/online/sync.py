@@ -152,7 +152,7 @@ def purge_expired(fg: FeatureGroup) -> int:
     value = to_db(fg.get_feature(fg.event_time).data_type, store.dialect)(cutoff)
     conn = store.conn.connect()
     try:
-        cur = conn.cursor()
+        cur = store.conn.cursor(conn)
         cur.execute(f"DELETE FROM {store.table(fg)} WHERE {store.q(fg.event_time)} < {store.param()}", (value,))  # noqa: S608 - identifiers checked and quoted
         conn.commit()
         return cur.rowcount
