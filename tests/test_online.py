@@ -221,6 +221,8 @@ def test_composite_keys_multi_group_vectors_and_hostile_keys(spark, tmp_path, ba
         fs.get_feature_vector(users, {"uid": 1})
     with pytest.raises(OnlineStoreError, match=r"an entry must be a mapping of primary-key values, got \['fr', 1\]"):
         fs.get_feature_vectors(users, [{"country": "fr", "uid": 1}, ["fr", 1]])
+    with pytest.raises(OnlineStoreError, match=f"key column 'uid' expects int, got {2**70}"):
+        fs.get_feature_vector(users, {"country": "fr", "uid": 2**70})
     with pytest.raises(OnlineStoreError, match="key column 'uid' expects int, got None"):
         fs.get_feature_vector(users, {"country": "fr", "uid": None})
     with pytest.raises(OnlineStoreError, match="no feature.*'nope'"):

@@ -274,14 +274,16 @@ def key_param(name: str, dtype: T.DataType, dialect: str) -> Callable[[Any], Any
 
     if kind == "int":
         def int_param(value: Any) -> Any:
-            if value.__class__ is int:  # the common case, first
-                return value
-            if isinstance(value, bool) or not isinstance(value, (int, str)):
+            if value.__class__ is not int:
+                if isinstance(value, bool) or not isinstance(value, (int, str)):
+                    raise bad(value)
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise bad(value) from None
+            if not -(2**63) <= value < 2**63:  # no SQL integer holds it (the client would fail obscurely)
                 raise bad(value)
-            try:
-                return int(value)
-            except ValueError:
-                raise bad(value) from None
+            return value
         return int_param
     if kind == "string":
         def string_param(value: Any) -> Any:
