@@ -145,9 +145,12 @@ class _Plan:
 
     columns: list[str]       # selected: keys first, then the requested features, then the event time
     features: list[str]      # returned
-    converters: list[tuple[str, Any]]  # (column, fetched value -> Python value) where the driver's value differs
     key_params: list[Any]    # per key column: lookup value -> bound parameter (checks the type)
-    key_back: list[Any]      # per key column: bound parameter -> fetched value (None: the same), to match rows
+    key_back: list[Any]      # per key column: fetched/bound value -> Python value (None: the same), to match rows
+    out: list[tuple[str, int]]            # (returned feature, its index in a fetched row)
+    out_converters: list[tuple[str, Any]]  # (returned feature, fetched value -> Python value) where they differ
+    whole: bool              # a fetched row is the vector as it is: ``dict(zip(columns, row))``, nothing converted
+    event_time: tuple[int, Any] | None  # (index, converter) of the event time when a TTL hides expired rows
     sql: dict[int, str] = field(default_factory=dict)  # SELECT by number of keys (the same string object each
     # time: a prepared cursor is reused only for the very string it prepared)
 
@@ -174,14 +177,17 @@ class Server:
         if unknown:
             raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} has no feature(s) "
                                    f"{', '.join(map(repr, unknown))}")
-        extra = [fg.event_time] if fg.event_time and fg._record["options"].get("online_ttl_seconds") else []
-        columns = list(dict.fromkeys(fg.primary_key + wanted + extra))
+        ttl = bool(fg.event_time and fg._record["options"].get("online_ttl_seconds"))
+        columns = list(dict.fromkeys(fg.primary_key + wanted + ([fg.event_time] if ttl else [])))
         dialect = self.store.dialect
         driver = self.store.conn.driver if dialect == "mysql" else None
         convs = {c: fetch_converter(schema[c].dataType, dialect, driver) for c in columns}
-        plan = _Plan(columns, wanted, [(c, conv) for c, conv in convs.items() if conv is not None],
-                     [key_param(k, schema[k].dataType, dialect) for k in fg.primary_key],
-                     [convs[k] for k in fg.primary_key])
+        index = {c: i for i, c in enumerate(columns)}
+        out_converters = [(f, convs[f]) for f in wanted if convs[f] is not None]
+        plan = _Plan(columns, wanted, [key_param(k, schema[k].dataType, dialect) for k in fg.primary_key],
+                     [convs[k] for k in fg.primary_key], [(f, index[f]) for f in wanted], out_converters,
+                     wanted == columns and not out_converters,
+                     (index[fg.event_time], convs[fg.event_time]) if ttl else None)
         if len(self._plans) > 1024:
             self._plans.clear()
         self._plans[key] = plan
@@ -196,11 +202,17 @@ class Server:
             raise OnlineStoreError(f"on_missing must be 'none' or 'raise', got {on_missing!r}")
         plan = self._plan(fg, features)
         pk = fg.primary_key
+        single = len(pk) == 1  # the common case: bare values, not 1-tuples, as keys
         key_params = list(zip(pk, plan.key_params, strict=True))
-        params_of: list[tuple] = []
+        params_of: list[Any] = []
         try:
-            for entry in entries:
-                params_of.append(tuple([param(entry[k]) for k, param in key_params]))
+            if single:
+                k0, param0 = key_params[0]
+                for entry in entries:
+                    params_of.append(param0(entry[k0]))
+            else:
+                for entry in entries:
+                    params_of.append(tuple([param(entry[k]) for k, param in key_params]))
         except (KeyError, TypeError, AttributeError):
             if not isinstance(entry, dict):
                 raise OnlineStoreError(f"an entry must be a mapping of primary-key values, got {entry!r}") from None
@@ -209,15 +221,21 @@ class Server:
                 raise
             raise OnlineStoreError(f"entry {entry!r} lacks primary-key column(s) {', '.join(map(repr, missing))} "
                                    f"of feature group '{fg.name}'") from None
-        unique = list(dict.fromkeys(p for p in params_of if None not in p))
-        found: dict[tuple, dict[str, Any]] = {}
+        if single:
+            unique = list(dict.fromkeys(p for p in params_of if p is not None))
+            flat = unique
+        else:
+            unique = list(dict.fromkeys(p for p in params_of if None not in p))
+            flat = [v for p in unique for v in p]
+        key_back = plan.key_back
+        # fetched rows by their key, as the Python values the entries' keys convert to
+        found: dict[Any, tuple] = {}
         if unique:
             sql = plan.sql.get(len(unique))
             if sql is None:
                 if len(plan.sql) > MAX_STATEMENTS:
                     plan.sql.clear()
                 sql = plan.sql[len(unique)] = self.store.select_sql(fg, plan.columns, len(unique))
-            flat = [v for p in unique for v in p]
             with self.pool.connection() as conn:
                 try:
                     rows = conn.query(sql, flat)
@@ -229,39 +247,38 @@ class Server:
                     else:
                         raise OnlineStoreError(f"online lookup in {self.store.table_name(fg)} failed: "
                                                f"{getattr(exc, 'msg', None) or exc}") from None
-            cutoff = ttl_cutoff(fg) if "online_ttl_seconds" in fg._record["options"] else None
-            columns, converters = plan.columns, plan.converters
-            for raw in rows:
-                values = dict(zip(columns, raw, strict=True))
-                for c, conv in converters:
-                    v = values[c]
-                    if v is not None:
-                        values[c] = conv(v)
-                if cutoff is not None and values[fg.event_time] is not None and values[fg.event_time] < cutoff:
-                    continue  # expired: not served even before the job purges it
-                found[tuple([values[k] for k in pk])] = values
-        key_back = plan.key_back
-        if any(key_back):
-            back = [(lambda v: v) if c is None else c for c in key_back]
-            keys_of = [tuple([c(v) for c, v in zip(back, p, strict=True)]) for p in params_of]
-        else:
+            if plan.event_time is not None and "online_ttl_seconds" in fg._record["options"]:
+                rows = _unexpired(rows, *plan.event_time, ttl_cutoff(fg))
+            if single:
+                back0 = key_back[0]
+                found = {r[0]: r for r in rows} if back0 is None else {back0(r[0]): r for r in rows}
+            else:
+                found = {tuple([r[i] if c is None else c(r[i]) for i, c in enumerate(key_back)]): r for r in rows}
+        if not any(key_back):
             keys_of = params_of
-        features = plan.features
-        whole = features == plan.columns  # the fetched dict is the vector: no copy per feature
+        elif single:
+            keys_of = [None if p is None else key_back[0](p) for p in params_of]
+        else:
+            keys_of = [tuple([v if c is None or v is None else c(v) for c, v in zip(key_back, p, strict=True)])
+                       for p in params_of]
+        features, columns = plan.features, plan.columns
         out: list[dict[str, Any] | None] = []
-        handed: set[int] = set()  # fetched dicts already returned: a key asked twice gets a copy
         for entry, key in zip(entries, keys_of, strict=True):
-            values = found.get(key)
-            if values is None:
+            row = found.get(key)
+            if row is None:
                 if on_missing == "raise":
                     raise KeyError(f"no online row for key {', '.join(f'{k}={entry[k]!r}' for k in pk)} in "
                                    f"feature group '{fg.name}' v{fg.version}")
                 out.append({f: (entry[f] if f in pk else None) for f in features})
-            elif whole:
-                out.append(values.copy() if id(values) in handed else values)
-                handed.add(id(values))
+            elif plan.whole:
+                out.append(dict(zip(columns, row)))  # noqa: B905 - a fetched row has every selected column
             else:
-                out.append({f: values[f] for f in features})
+                vector = {f: row[i] for f, i in plan.out}
+                for f, conv in plan.out_converters:
+                    v = vector[f]
+                    if v is not None:
+                        vector[f] = conv(v)
+                out.append(vector)
         return out
 
     def vectors(self, targets: Sequence[Target], entries: Sequence[dict[str, Any]],
@@ -311,6 +328,19 @@ def normalize_target(target: Any, features: Sequence[str] | None = None) -> list
         if unknown:
             raise OnlineStoreError(f"no feature group of the target has feature(s) {', '.join(map(repr, unknown))}")
     return out
+
+
+def _unexpired(rows: list[tuple], index: int, conv: Any, cutoff: Any) -> list[tuple]:
+    """The rows whose event time (at ``index``) is at or after ``cutoff``: expired rows are not served even
+    before the job purges them."""
+    kept = []
+    for row in rows:
+        v = row[index]
+        if v is not None and conv is not None:
+            v = conv(v)
+        if v is None or v >= cutoff:
+            kept.append(row)
+    return kept
 
 
 def _missing_table(exc: BaseException) -> bool:
