@@ -106,6 +106,8 @@ def main() -> int:
     p.add_argument("--buffer-pool", default="2G",
                    help="InnoDB buffer pool of the benchmark's MariaDB (default 2G: the 1 GB table is served from "
                         "memory, as a production online store is sized to)")
+    p.add_argument("--http-workers", type=int, default=os.cpu_count() or 1,
+                   help="processes of the HTTP server (featurestore serve --workers; default: one per core)")
     args = p.parse_args()
 
     from pyspark.sql import functions as F
@@ -243,7 +245,8 @@ def main() -> int:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
         server = subprocess.Popen([str(Path(sys.executable).with_name("featurestore")), "--config", str(config_file),
-                                   "serve", "--port", str(port), "--store", "bench"], env=env,
+                                   "serve", "--port", str(port), "--store", "bench", "--workers",
+                                   str(args.http_workers)], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
             try:
@@ -287,7 +290,7 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
 
     print(f"\nonline store benchmark: {args.keys:,} keys x 11 features, MariaDB on loopback, "
-          f"client {driver}, InnoDB buffer pool {args.buffer_pool}, "
+          f"client {driver}, InnoDB buffer pool {args.buffer_pool}, {args.http_workers} HTTP server process(es), "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     header = ("measure", "ours", "baseline (same run)", "ratio", "goal")
     widths = [max(len(str(r[i])) for r in [header, *results]) for i in range(5)]

@@ -388,8 +388,9 @@ def test_http_feature_server_end_to_end(spark, tmp_path):
     fg.insert(spark.createDataFrame([row(1, "Zoé", 1.5, T0, D("2.50"), ["a"], day=dt.date(2024, 1, 2))], ALL_TYPES))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
+    # two worker processes on one port (each opens the feature store from the config file)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("featurestore")), "--config", str(config), "serve",
-                             "--port", str(port), "--store", "web"], env=env, cwd=tmp_path,
+                             "--port", str(port), "--store", "web", "--workers", "2"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -401,6 +402,11 @@ def test_http_feature_server_end_to_end(spark, tmp_path):
                 assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
                 time.sleep(0.1)
         assert (status, health) == (200, {"status": "ok", "feature_store": "web"})
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        workers = [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) == 2, children  # uvicorn's supervisor runs the workers (and a resource tracker)
+        for _ in range(4):  # whichever worker takes a request answers the same
+            assert _http(base + "/health") == (200, {"status": "ok", "feature_store": "web"})
         status, body = _http(base + "/feature-vectors", {"feature_group": "profiles", "version": 1,
                                                          "entries": [{"uid": 1}, {"uid": "' OR 1=1 --"}],
                                                          "features": ["uid", "name", "amount", "ts", "day", "tags"]})

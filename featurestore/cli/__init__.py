@@ -54,7 +54,7 @@ def _serve(args: argparse.Namespace, out: Output) -> int:
     fs = FeatureStore(load_config(args.config), args.store)
     out.message(f"serving feature store '{fs.name}' on http://{args.host}:{args.port}", host=args.host,
                 port=args.port)
-    serve(fs, args.host, args.port)
+    serve(fs, args.host, args.port, workers=args.workers, config_path=args.config)
     return 0
 
 
@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--store", default="default", help="feature store (project) name")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port (default 1; about one per core scales with cores)")
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("report", help="write a feature group's statistics report (one static HTML file)")

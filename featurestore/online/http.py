@@ -128,8 +128,39 @@ def create_app(fs: FeatureStore) -> Starlette:
                      exception_handlers={404: not_found, 405: method_not_allowed})
 
 
-def serve(fs: FeatureStore, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the feature server until interrupted."""
+WORKER_ENV = "FEATURE_SERVER_WORKER"  # how a worker process learns its config file and store (not FEATURESTORE_*:
+# those are configuration keys)
+
+
+def serve(fs: FeatureStore, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          config_path: str | None = None) -> None:
+    """Run the feature server until interrupted.
+
+    ``workers`` > 1 runs that many server processes on one listening socket (uvicorn's supervisor): one
+    Python process serves on one core at a time, so a many-core host wants about one worker per core. Each
+    worker opens its own feature store from ``config_path`` (the file ``fs`` was loaded from) and its own
+    connection pool of ``online.pool_size``.
+    """
+    import os
+
     import uvicorn
 
-    uvicorn.run(create_app(fs), host=host, port=port, log_level="warning", access_log=False)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(fs), **options)
+        return
+    os.environ[WORKER_ENV] = json.dumps({"config": config_path, "store": fs.name})
+    uvicorn.run("featurestore.online.http:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> Starlette:
+    """The application of one worker process of ``serve(..., workers=N)``."""
+    import os
+
+    from featurestore.config import load_config
+    from featurestore.feature_store import FeatureStore
+
+    spec = json.loads(os.environ[WORKER_ENV])
+    return create_app(FeatureStore(load_config(spec["config"]), spec["store"]))
