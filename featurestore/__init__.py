@@ -21,7 +21,7 @@ from featurestore.feature_store import FeatureStore, connect  # noqa: E402
 from featurestore.online import OnlineStoreError  # noqa: E402
 from featurestore.quality import Check, CheckLevel, ExpectationSuite, ValidationError, ValidationReport  # noqa: E402
 from featurestore.query import Query, QueryError  # noqa: E402
-from featurestore.training import TrainingDataset, TrainingDatasetError  # noqa: E402
+from featurestore.training import FeatureView, FeatureViewError, TrainingDataset, TrainingDatasetError  # noqa: E402
 
 __all__ = [
     "Check",
@@ -35,6 +35,8 @@ __all__ = [
     "FeatureGroupError",
     "FeatureStore",
     "FeatureStoreError",
+    "FeatureView",
+    "FeatureViewError",
     "OnlineStoreError",
     "Query",
     "QueryError",

@@ -373,3 +373,30 @@ class FeatureStore:
         from featurestore.training import TrainingDataset
 
         return [TrainingDataset(self, r) for r in self.registry.list_training_datasets(self.id, name)]
+
+    def create_feature_view(self, name: str, version: int | None = None, query: Any = None,
+                            features: list[str] | None = None, labels: list[str] | str | None = None,
+                            description: str = "") -> Any:
+        """Register a feature view: a named, versioned ``query`` (or ``features`` by name, as
+        :meth:`get_features`) plus ``labels`` (columns of the query or of the spines joined to it), from which
+        training datasets are cut (``fv.create_training_dataset(spine=...)``) and serving vectors read
+        (``fv.get_feature_vector(entry)``, labels left out)."""
+        from featurestore.training.feature_view import create
+
+        return create(self, name, version, query=query, features=features, labels=labels, description=description)
+
+    def get_feature_view(self, name: str, version: int | None = None) -> Any:
+        """A feature view version (None = the latest)."""
+        from featurestore.training import FeatureView, FeatureViewError
+
+        record = self.registry.find_feature_view(self.id, name, version)
+        if record is None:
+            which = f"version {version}" if version is not None else "any version"
+            raise FeatureViewError(f"feature view '{name}' ({which}) not found in feature store '{self.name}'")
+        return FeatureView(self, record)
+
+    def get_feature_views(self, name: str | None = None) -> list[Any]:
+        """Every feature view version (of one name if given)."""
+        from featurestore.training import FeatureView
+
+        return [FeatureView(self, r) for r in self.registry.list_feature_views(self.id, name)]

@@ -222,3 +222,73 @@ def test_spine_from_a_feature_group_query(spark, tmp_path):
     assert set(td.commits) == {"profile_1", "labels_1"}
     labels.insert(spark.createDataFrame([("u3", T0, 1)], "user string, ts timestamp, churned int"))
     assert rows(td.recreate().read()) == expected  # the spine query is pinned to its commit too
+
+
+def test_feature_view_cuts_datasets_and_serves_without_labels(spark, tmp_path):
+    from featurestore import FeatureViewError
+    from featurestore.names import NameError_
+
+    fs = store(spark, tmp_path)
+    profile = fs.create_feature_group("profile", primary_key=["user"], event_time="ts", online_enabled=True)
+    profile.insert(spark.createDataFrame([("u1", T0, 3, "fr"), ("u2", T0, 5, "ü")],
+                                         "user string, ts timestamp, level int, country string"))
+    orders = fs.create_feature_group("orders", primary_key=["user"], event_time="ts", online_enabled=True)
+    orders.insert(spark.createDataFrame([("u1", T0, 10.0, 0), ("u2", T0 + dt.timedelta(days=1), 20.5, 1)],
+                                        "user string, ts timestamp, total double, returned int"))
+    query = profile.select(["user", "country", "level"]).join(orders.select(["total", "returned"]))
+    fv = fs.create_feature_view("churn", query=query, labels=["returned", "churned"], description="churn model")
+    assert (fv.name, fv.version, fv.description) == ("churn", 1, "churn model")
+    assert fv.labels == ["returned", "churned"]  # one from the query, one from the spines
+    assert fv.features == ["user", "country", "level", "total"]
+    again = fs.get_feature_view("churn")
+    assert (again.id, again.features, again.query.features) == (fv.id, fv.features, query.features)
+    assert rows(fv.get_batch_data()) == [("u1", "fr", 3, 10.0, 0), ("u2", "ü", 5, 20.5, 1)]
+
+    spine = spark.createDataFrame([("u1", T0 + dt.timedelta(days=1), 1), ("u2", T0 + dt.timedelta(hours=12), 0),
+                                   ("u3", T0 + dt.timedelta(days=1), 1)], "user string, ts timestamp, churned int")
+    # u2's order happened after its spine time: no leak, nulls; u3 is unknown: nulls, the row is kept
+    expected = [("u1", T0 + dt.timedelta(days=1), 1, "fr", 3, 10.0, 0),
+                ("u2", T0 + dt.timedelta(hours=12), 0, "ü", 5, None, None),
+                ("u3", T0 + dt.timedelta(days=1), 1, None, None, None, None)]
+    assert rows(fv.get_training_data(spine)) == expected  # the entity key comes from the spine
+    # a new version of the view: a changed query (the key selected out, the join key named)
+    fv = fs.create_feature_view("churn", query=profile.select(["country", "level"]).join(
+        orders.select(["total", "returned"]), on="user"), labels=["returned", "churned"])
+    assert fv.version == 2 and fv.features == ["country", "level", "total"]
+    assert rows(fv.get_training_data(spine)) == expected
+    td = fv.create_training_dataset(spine=spine, description="first cut")
+    assert (td.name, td.version, td.feature_view) == ("churn_v2", 1, {"name": "churn", "version": 2})
+    assert td.label == ["returned", "churned"] and td.features == ["country", "level", "total"]
+    assert rows(td.read()) == expected
+    td2 = fv.create_training_dataset(spine=spine, splits={"train": 0.5, "test": 0.5}, seed=7)
+    assert [t.version for t in fv.get_training_datasets()] == [1, 2] and fv.get_training_dataset().version == 2
+    assert sorted(rows(td2.read("train")) + rows(td2.read("test")), key=repr) == expected
+
+    # serving: the view's features in order, labels left out, one lookup per feature group
+    assert fv.get_feature_vector({"user": "u2"}) == ["ü", 5, 20.5]
+    assert fv.get_feature_vector({"user": "u1"}, as_dict=True) == {"country": "fr", "level": 3, "total": 10.0}
+    assert fv.get_feature_vectors([{"user": "u3"}, {"user": "u2"}]) == [[None, None, None], ["ü", 5, 20.5]]
+
+    # the view reads the feature groups as they are now; its datasets stay as they were cut
+    profile.insert(spark.createDataFrame([("u2", T0, 6, "ü")], "user string, ts timestamp, level int, country string"))
+    assert fv.get_feature_vector({"user": "u2"}) == ["ü", 6, 20.5]
+    assert rows(td.read()) == expected
+    again = td.recreate()
+    assert again.version == 3 and again.feature_view == td.feature_view and rows(again.read()) == expected
+
+    by_name = fs.create_feature_view("levels", features=["level"])
+    assert by_name.features == ["level"] and by_name.labels == []
+    assert [(v.name, v.version) for v in fs.get_feature_views()] == [("churn", 1), ("churn", 2), ("levels", 1)]
+    with pytest.raises(RegistryError, match="feature view 'churn' version 1 already exists"):
+        fs.create_feature_view("churn", 1, features=["level"])
+    with pytest.raises(NameError_, match="feature view name 'Churn!'"):
+        fs.create_feature_view("Churn!", features=["level"])
+    with pytest.raises(FeatureViewError, match="exactly one of query= or features="):
+        fs.create_feature_view("empty")
+    with pytest.raises(FeatureViewError, match="every column of the query is a label"):
+        fs.create_feature_view("labels_only", query=orders.select(["returned"]), labels="returned")
+    with pytest.raises(FeatureViewError, match="feature view 'nope' \\(any version\\) not found"):
+        fs.get_feature_view("nope")
+    fs.get_feature_view("churn", 1).delete()
+    assert [v.version for v in fs.get_feature_views("churn")] == [2]
+    assert rows(td.read()) == expected  # a deleted view leaves its datasets

@@ -183,7 +183,7 @@ online_state = Table(
 )
 ONLINE_TABLES: tuple[Table, ...] = (online_state,)
 
-# -- training data (migration 4): training datasets, feature views --------------------------
+# -- training data (migration 4): training datasets -----------------------------------------
 training_datasets = Table(
     "training_datasets", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -208,6 +208,22 @@ training_datasets = Table(
 )
 
 TRAINING_TABLES: tuple[Table, ...] = (training_datasets,)
+
+# -- feature views (migration 6) ----------------------------------------------------------------
+feature_views = Table(
+    "feature_views", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_store_id", Integer, ForeignKey("feature_stores.id"), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("query", JSON, nullable=False),        # Query.to_dict()
+    Column("features", JSON, nullable=False),     # output columns in order (labels included)
+    Column("labels", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    UniqueConstraint("feature_store_id", "name", "version", name="uq_feature_view_version"),
+)
 
 
 # -- code provenance (migration 5) ------------------------------------------------------------
@@ -254,4 +270,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "online store materialization state", _create(*ONLINE_TABLES)),
     (4, "training datasets and feature views", _create(*TRAINING_TABLES)),
     (5, "code provenance of commits and training datasets", _create(*PROVENANCE_TABLES)),
+    (6, "feature views", _create(feature_views)),
 ]

@@ -405,6 +405,49 @@ class Registry:
             conn.execute(delete(S.training_datasets).where(S.training_datasets.c.id == td_id))
 
 
+    # -- feature views ---------------------------------------------------------------------------
+    def create_feature_view(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert a feature view version; a duplicate (store, name, version) is an error."""
+        t = S.feature_views
+        try:
+            with self.engine.begin() as conn:
+                new_id = conn.execute(insert(t).values(**record, created_at=utcnow())).inserted_primary_key[0]
+        except IntegrityError:
+            raise RegistryError(f"feature view '{record['name']}' version {record['version']} already exists") from None
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(t).where(t.c.id == new_id)).mappings().one())
+
+    def find_feature_view(self, fs_id: int, name: str, version: int | None = None) -> dict[str, Any] | None:
+        """A feature view version (None = the latest), or None."""
+        t = S.feature_views
+        query = select(t).where(and_(t.c.feature_store_id == fs_id, t.c.name == name))
+        query = query.where(t.c.version == version) if version is not None else query.order_by(t.c.version.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(query.limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def list_feature_views(self, fs_id: int, name: str | None = None) -> list[dict[str, Any]]:
+        """Every feature view version of a store (of one name if given), by name then version."""
+        t = S.feature_views
+        query = select(t).where(t.c.feature_store_id == fs_id)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(t.c.name, t.c.version)).mappings()]
+
+    def next_feature_view_version(self, fs_id: int, name: str) -> int:
+        """The next free version number of a feature view name."""
+        t = S.feature_views
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(t.c.version)).where(
+                and_(t.c.feature_store_id == fs_id, t.c.name == name))).scalar()
+        return (top or 0) + 1
+
+    def delete_feature_view(self, fv_id: int) -> None:
+        """Remove a feature view record."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(S.feature_views).where(S.feature_views.c.id == fv_id))
+
     # -- code provenance -------------------------------------------------------------------------
     def add_provenance(self, record: dict[str, Any], content: bytes | None) -> int:
         """Store a provenance row; the code content is stored once per SHA-256."""

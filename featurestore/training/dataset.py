@@ -118,6 +118,11 @@ class TrainingDataset:
         return [Query.from_dict(self._fs, d) for d in self._record["query"]]
 
     @property
+    def feature_view(self) -> dict[str, Any] | None:
+        """``{"name", "version"}`` of the feature view the dataset was cut from, or None."""
+        return self._record["options"].get("feature_view")
+
+    @property
     def spine(self) -> dict[str, Any] | None:
         """The spine definition (``kind`` stored or query, ``event_time``), or None."""
         return self._record["spine"]
@@ -162,7 +167,7 @@ class TrainingDataset:
                       data_format=self.data_format, splits=split_arg, seed=seed,
                       description=self.description if description is None else description, ttl=ttl,
                       as_known_at_spine_time=bool(options.get("as_known_at_spine_time")),
-                      recreated_from=self.version)
+                      recreated_from=self.version, feature_view=options.get("feature_view"))
 
     def get_serving_vector(self, entry: dict[str, Any]) -> list[Any]:
         """The dataset's features for one key (``{"user_id": 7}``) from the online store, in feature order."""
@@ -205,7 +210,7 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
            spine_event_time: str | None = None, label: list[str] | str | None = None, data_format: str = "parquet",
            splits: dict[str, Any] | None = None, seed: int | None = None, description: str = "",
            ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
-           recreated_from: int | None = None) -> TrainingDataset:
+           recreated_from: int | None = None, feature_view: dict[str, Any] | None = None) -> TrainingDataset:
     """Materialize a training dataset version (see ``FeatureStore.create_training_dataset``)."""
     check_name(name, "training dataset")
     prov = provenance.capture()
@@ -281,7 +286,8 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
         "columns": data.schema.jsonValue(), "commits": commits, "spine": spine_info, "splits": split_def,
         "row_counts": row_counts, "created_by": getpass.getuser(),
         "options": {"ttl_us": ttl // dt.timedelta(microseconds=1) if ttl is not None else None,
-                    "as_known_at_spine_time": bool(as_known_at_spine_time), "recreated_from": recreated_from},
+                    "as_known_at_spine_time": bool(as_known_at_spine_time), "recreated_from": recreated_from,
+                    "feature_view": feature_view},
     }
     try:
         td = TrainingDataset(fs, fs.registry.create_training_dataset(record))

@@ -1,0 +1,171 @@
+"""Feature views: a named, versioned selection of features (a query over feature groups) plus the label
+columns, from which training data is cut and serving vectors are read.
+
+A view stores the query, not data: it always reads the feature groups as they are now (or as of the commit
+the query pins with ``as_of``), and every training dataset cut from it records the commits it read, so the
+dataset stays reproducible while the view moves on. Labels may be columns of the query or of the spine a
+training dataset is joined to; they are left out of serving vectors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from typing import TYPE_CHECKING, Any
+
+from pyspark.sql import DataFrame
+
+from featurestore.errors import FeatureStoreError
+from featurestore.names import check_name
+from featurestore.query.planner import point_in_time
+from featurestore.query.query import Query
+
+if TYPE_CHECKING:
+    from featurestore.feature_store import FeatureStore
+    from featurestore.training.dataset import TrainingDataset
+
+
+class FeatureViewError(FeatureStoreError, ValueError):
+    """Bad input for a feature view: names the view, feature or label at fault."""
+
+
+class FeatureView:
+    """One version of a feature view (immutable: a changed query is a new version)."""
+
+    def __init__(self, fs: FeatureStore, record: dict[str, Any]) -> None:
+        self._fs = fs
+        self._record = record
+
+    # -- description -------------------------------------------------------------------------
+    @property
+    def id(self) -> int:
+        """Registry id."""
+        return self._record["id"]
+
+    @property
+    def name(self) -> str:
+        """View name."""
+        return self._record["name"]
+
+    @property
+    def version(self) -> int:
+        """View version."""
+        return self._record["version"]
+
+    @property
+    def description(self) -> str:
+        """Free text."""
+        return self._record["description"]
+
+    @property
+    def labels(self) -> list[str]:
+        """Label columns (from the query or from a spine)."""
+        return list(self._record["labels"])
+
+    @property
+    def query(self) -> Query:
+        """The view's query, rebuilt against the registry (feature groups by name and version)."""
+        return Query.from_dict(self._fs, self._record["query"])
+
+    @property
+    def features(self) -> list[str]:
+        """Output feature names in order, labels excluded: the order of serving vectors."""
+        return [f for f in self._record["features"] if f not in self.labels]
+
+    def __repr__(self) -> str:
+        return f"FeatureView({self.name!r}, version={self.version}, features={self.features}, labels={self.labels})"
+
+    # -- offline -----------------------------------------------------------------------------
+    def get_batch_data(self) -> DataFrame:
+        """The query's rows as of now (labels included when the query holds them)."""
+        return self.query.read()
+
+    def get_training_data(self, spine: DataFrame | None = None, spine_event_time: str = "ts",
+                          ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False) -> DataFrame:
+        """Training rows without writing them: the query's rows, or with ``spine`` its point-in-time join
+        (see ``FeatureStore.get_training_data``)."""
+        if spine is None:
+            return self.get_batch_data()
+        return point_in_time(self._fs, spine, [self.query], spine_event_time, ttl, as_known_at_spine_time)[0]
+
+    def create_training_dataset(self, spine: DataFrame | Query | None = None, spine_event_time: str | None = None,
+                                data_format: str = "parquet", splits: dict[str, Any] | None = None,
+                                seed: int | None = None, description: str = "", ttl: dt.timedelta | None = None,
+                                as_known_at_spine_time: bool = False, version: int | None = None,
+                                ) -> TrainingDataset:
+        """Materialize a training dataset of this view, named ``<view>_v<version>`` and numbered per view
+        (see ``FeatureStore.create_training_dataset`` for the options); the dataset records the view."""
+        from featurestore.training.dataset import create
+
+        return create(self._fs, self.dataset_name, version, query=self.query, spine=spine,
+                      spine_event_time=spine_event_time, label=self.labels, data_format=data_format, splits=splits,
+                      seed=seed, description=description, ttl=ttl, as_known_at_spine_time=as_known_at_spine_time,
+                      feature_view={"name": self.name, "version": self.version})
+
+    @property
+    def dataset_name(self) -> str:
+        """The name of the training datasets cut from this view."""
+        return f"{self.name}_v{self.version}"
+
+    def get_training_datasets(self) -> list[TrainingDataset]:
+        """The training datasets cut from this view, by version."""
+        return self._fs.get_training_datasets(self.dataset_name)
+
+    def get_training_dataset(self, version: int | None = None) -> TrainingDataset:
+        """One training dataset of this view (None = the latest)."""
+        return self._fs.get_training_dataset(self.dataset_name, version)
+
+    # -- online ------------------------------------------------------------------------------
+    def get_feature_vector(self, entry: dict[str, Any], as_dict: bool = False,
+                           on_missing: str = "none") -> list[Any] | dict[str, Any]:
+        """The view's features for one key from the online store, in :attr:`features` order (a list, or a
+        dict with ``as_dict``)."""
+        return self.get_feature_vectors([entry], as_dict, on_missing)[0]
+
+    def get_feature_vectors(self, entries: list[dict[str, Any]], as_dict: bool = False,
+                            on_missing: str = "none") -> list[list[Any]] | list[dict[str, Any]]:
+        """Feature vectors of many keys: one batched lookup per feature group of the view."""
+        labels = set(self.labels)
+        targets = [(p.feature_group, [src for src, out in p.features if out not in labels],
+                    {src: out for src, out in p.features}) for p in self.query.parts()]
+        targets = [t for t in targets if t[1]]
+        vectors = self._fs.get_feature_vectors(targets, entries, on_missing=on_missing)
+        features = self.features
+        missing = [f for f in features if vectors and f not in vectors[0]]
+        if missing:
+            raise FeatureViewError(f"the online store returned no value for feature(s) "
+                                   f"{', '.join(map(repr, missing))} of feature view '{self.name}'")
+        if as_dict:
+            return [{f: v[f] for f in features} for v in vectors]
+        return [[v[f] for f in features] for v in vectors]
+
+    def delete(self) -> None:
+        """Remove the view from the registry (its training datasets stay: they are self-contained)."""
+        self._fs.registry.delete_feature_view(self.id)
+
+
+def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Query | None = None,
+           features: list[str] | None = None, labels: list[str] | str | None = None,
+           description: str = "") -> FeatureView:
+    """Register a feature view version (see ``FeatureStore.create_feature_view``)."""
+    check_name(name, "feature view")
+    if (query is None) == (features is None):
+        raise FeatureViewError(f"feature view '{name}': pass exactly one of query= or features=")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise FeatureViewError(f"feature view '{name}': version must be a positive integer, got {version!r}")
+    if query is None:
+        query = fs.get_features(list(features or []))
+    if not isinstance(query, Query):
+        raise FeatureViewError(f"feature view '{name}': query must be a Query (fg.select(...)), "
+                               f"got {type(query).__name__}")
+    label_list = [labels] if isinstance(labels, str) else list(labels or [])
+    if any(not isinstance(x, str) for x in label_list) or len(set(label_list)) != len(label_list):
+        raise FeatureViewError(f"feature view '{name}': labels must be distinct column names, got {label_list!r}")
+    outputs = query.features
+    if not [f for f in outputs if f not in label_list]:
+        raise FeatureViewError(f"feature view '{name}': every column of the query is a label; select features")
+    version = version or fs.registry.next_feature_view_version(fs.id, name)
+    check_name(f"{name}_v{version}", f"feature view '{name}' v{version}: its training datasets' (<view>_v<version>)")
+    record = {"feature_store_id": fs.id, "name": name, "version": version, "description": description,
+              "query": query.to_dict(), "features": outputs, "labels": label_list, "created_by": getpass.getuser()}
+    return FeatureView(fs, fs.registry.create_feature_view(record))
