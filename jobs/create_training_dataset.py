@@ -7,7 +7,9 @@ The definition (see conf/training_datasets/) names the features (``features: [..
 (``query: {feature_group, version, features, filters, as_of, joins: [{query, on, left_on, right_on,
 join_type, prefix}]}``), an optional spine (``spine: {path, format, event_time}`` or ``{sql, event_time}``
 over the feature groups' views ``<name>_<version>``), ``label``, ``data_format``, ``splits``, ``seed``,
-``ttl_seconds`` and ``as_known_at_spine_time``. --spine overrides the spine path. Prints
+``ttl_seconds`` and ``as_known_at_spine_time``. Instead of ``name``, ``features``/``query`` and ``label``, a
+definition may name a feature view (``feature_view: {name, version}``): the dataset is cut from it, named
+``<view>_v<version>``. --spine overrides the spine path. Prints
 ``<name> <version> <location>`` on success (exit code 0); non-zero with a one-line reason on failure.
 """
 
@@ -22,7 +24,9 @@ from typing import Any
 from featurestore.jobrunner import JobContext, common_arguments, run_job
 
 ALLOWED_KEYS = {"name", "version", "description", "features", "query", "spine", "label", "data_format", "splits",
-                "seed", "ttl_seconds", "as_known_at_spine_time"}
+                "seed", "ttl_seconds", "as_known_at_spine_time", "feature_view"}
+VIEW_KEYS = {"name", "version"}
+FROM_VIEW = ("name", "features", "query", "label")  # what a feature view defines itself
 QUERY_KEYS = {"feature_group", "version", "features", "filters", "as_of", "joins"}
 JOIN_KEYS = {"query", "on", "left_on", "right_on", "join_type", "prefix"}
 SPINE_KEYS = {"path", "format", "sql", "event_time"}
@@ -57,6 +61,14 @@ def load_definition(path: Path) -> dict:
     if not path.is_file():
         raise FeatureStoreError(f"no training dataset definition at {path}")
     data = _check_keys(yaml.safe_load(path.read_text()) or {}, ALLOWED_KEYS, str(path))
+    if "feature_view" in data:
+        view = _check_keys(data["feature_view"], VIEW_KEYS, f"{path}: feature_view")
+        if "name" not in view:
+            raise FeatureStoreError(f"{path}: feature_view needs a 'name'")
+        clash = [k for k in FROM_VIEW if k in data]
+        if clash:
+            raise FeatureStoreError(f"{path}: {', '.join(clash)} come(s) from the feature view; remove them")
+        return data
     if "name" not in data:
         raise FeatureStoreError(f"{path}: 'name' is required")
     if ("features" in data) == ("query" in data):
@@ -103,20 +115,26 @@ def body(ctx: JobContext) -> int:
     args = ctx.args
     definition = load_definition(Path(args.definition))
     fs = ctx.fs
-    query = build_query(fs, definition["query"]) if "query" in definition else None
     spine, event_time = (None, None)
     if definition.get("spine") or args.spine:
         spine, event_time = read_spine(fs, definition.get("spine") or {}, args.spine)
         ctx.log("spine", f"{len(spine.columns)} columns, event time {event_time or 'ts'}")
     ttl = definition.get("ttl_seconds")
-    td = fs.create_training_dataset(
-        definition["name"], version=args.version or definition.get("version"), query=query,
-        features=definition.get("features"), spine=spine, spine_event_time=event_time,
-        label=definition.get("label"), data_format=definition.get("data_format", "parquet"),
-        splits=definition.get("splits"), seed=definition.get("seed"),
-        description=definition.get("description", ""),
-        ttl=dt.timedelta(seconds=ttl) if ttl is not None else None,
-        as_known_at_spine_time=bool(definition.get("as_known_at_spine_time", False)))
+    options = {"spine": spine, "spine_event_time": event_time, "data_format": definition.get("data_format", "parquet"),
+               "splits": definition.get("splits"), "seed": definition.get("seed"),
+               "description": definition.get("description", ""),
+               "ttl": dt.timedelta(seconds=ttl) if ttl is not None else None,
+               "as_known_at_spine_time": bool(definition.get("as_known_at_spine_time", False))}
+    version = args.version or definition.get("version")
+    if "feature_view" in definition:
+        view = fs.get_feature_view(definition["feature_view"]["name"], definition["feature_view"].get("version"))
+        ctx.log("feature view", f"{view.name} v{view.version}: features {view.features}, labels {view.labels}")
+        td = view.create_training_dataset(version=version, **options)
+    else:
+        query = build_query(fs, definition["query"]) if "query" in definition else None
+        td = fs.create_training_dataset(definition["name"], version=version, query=query,
+                                        features=definition.get("features"), label=definition.get("label"),
+                                        **options)
     ctx.log("write", f"{td.name} v{td.version}: {td.row_counts} rows as {td.data_format}, commits {td.commits}")
     print(f"{td.name} {td.version} {td.location}")
     return 0

@@ -49,6 +49,15 @@ def test_create_training_dataset_job_on_cluster(spark, tmp_path, cluster):
     assert again.returncode == 1
     assert "create_training_dataset: error: training dataset 'churn' version 1 already exists" in (
         again.stdout + again.stderr)
+    # from a feature view: the view gives the name, the features and the labels
+    fs.create_feature_view("churn", query=fg.select(["clicks", "score"]), labels="churned")
+    from_view = run("--definition", "conf/training_datasets/churn_view.yaml", "--spine", str(spine_path))
+    assert from_view.returncode == 0, (from_view.stdout + from_view.stderr)[-3000:]
+    assert from_view.stdout.strip().splitlines()[-1].split(" ")[:2] == ["churn_v1", "1"]
+    view_td = fs.get_training_dataset("churn_v1", 1)
+    assert view_td.feature_view == {"name": "churn", "version": 1} and view_td.label == ["churned"]
+    assert view_td.features == ["clicks", "score"]
+    assert sorted((r.user_id, r.ts, r.churned, r.clicks) for r in view_td.read().collect()) == expected  # no ttl
     missing = run("--definition", "conf/training_datasets/nope.yaml")
     assert missing.returncode == 1 and "no training dataset definition at conf/training_datasets/nope.yaml" in (
         missing.stdout + missing.stderr)
