@@ -117,6 +117,16 @@ def test_cli_against_a_prepared_store(spark, prepared):
     assert code == 1
     code, text = cli(prepared, "report", "orders", "--output", str(prepared["root"] / "r.html"))
     assert code == 0 and (prepared["root"] / "r.html").stat().st_size > 10_000
+    fs = FeatureStore(load_config(prepared["config"], environ={}), spark=spark)
+    fs.create_feature_view("spend", query=fs.get_feature_group("orders").select(["customer", "amount"]),
+                           labels="amount", description="spend ünïcode")
+    code, text = cli(prepared, "--json", "feature-views", "list")
+    assert code == 0 and json.loads(text) == [{"name": "spend", "version": 1, "features": "customer",
+                                               "labels": "amount", "description": "spend ünïcode"}]
+    code, text = cli(prepared, "feature-views", "show", "spend")
+    assert code == 0 and "spend ünïcode" in text and '"feature_group": "orders"' in text
+    code, text = cli(prepared, "--json", "feature-views", "show", "nope")
+    assert code == 1
 
 
 def test_provenance_of_a_script_and_of_an_interactive_session(spark, prepared):

@@ -1,5 +1,5 @@
 """CLI commands over a feature store: feature groups, commits, previews, validation, statistics,
-code provenance, materialization and training datasets. Commands that only read the registry never
+code provenance, materialization, training datasets and feature views. Commands that only read the registry never
 start Spark."""
 
 from __future__ import annotations
@@ -168,6 +168,26 @@ def training_datasets(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def feature_views(args: argparse.Namespace, out: Output) -> int:
+    """``feature-views list|show``."""
+    fs = _store(args)
+    if args.action == "list":
+        rows = [{"name": fv.name, "version": fv.version, "features": ", ".join(fv.features),
+                 "labels": ", ".join(fv.labels), "description": fv.description}
+                for fv in fs.get_feature_views(args.name)]
+        out.table(rows, ["name", "version", "features", "labels", "description"])
+        return 0
+    if not args.name:
+        raise SystemExit("featurestore feature-views show: a feature view name is required")
+    fv = fs.get_feature_view(args.name, args.version)
+    datasets = [f"{td.name} v{td.version}" for td in fv.get_training_datasets()]
+    out.record({"name": fv.name, "version": fv.version, "description": fv.description,
+                "features": ", ".join(fv.features), "labels": ", ".join(fv.labels),
+                "query": json.dumps(fv._record["query"]), "training_datasets": ", ".join(datasets),
+                "created_at": str(fv._record["created_at"]), "created_by": fv._record["created_by"]})
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the commands to the ``featurestore`` parser."""
 
@@ -217,3 +237,10 @@ def register(sub: Any) -> None:
     p.add_argument("--version", type=int, help="show: version (default: the latest)")
     p.add_argument("--store", default="default", help="feature store (project) name")
     p.set_defaults(handler=training_datasets)
+
+    p = sub.add_parser("feature-views", help="list feature views, or show one")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("name", nargs="?", help="feature view name")
+    p.add_argument("--version", type=int, help="show: version (default: the latest)")
+    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.set_defaults(handler=feature_views)
