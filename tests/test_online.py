@@ -388,6 +388,9 @@ def test_http_feature_server_end_to_end(spark, tmp_path):
     fg.insert(spark.createDataFrame([row(1, "Zoé", 1.5, T0, D("2.50"), ["a"], day=dt.date(2024, 1, 2))], ALL_TYPES))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
+    bad = subprocess.run([str(Path(sys.executable).with_name("featurestore")), "--config", str(config), "serve",
+                          "--workers", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "--workers must be at least 1, got 0" in bad.stderr
     # two worker processes on one port (each opens the feature store from the config file)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("featurestore")), "--config", str(config), "serve",
                              "--port", str(port), "--store", "web", "--workers", "2"], env=env, cwd=tmp_path,

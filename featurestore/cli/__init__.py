@@ -51,6 +51,8 @@ def _serve(args: argparse.Namespace, out: Output) -> int:
     from featurestore.feature_store import FeatureStore
     from featurestore.online.http import serve
 
+    if args.workers < 1:
+        raise SystemExit(f"featurestore serve: --workers must be at least 1, got {args.workers}")
     fs = FeatureStore(load_config(args.config), args.store)
     out.message(f"serving feature store '{fs.name}' on http://{args.host}:{args.port}", host=args.host,
                 port=args.port)

@@ -360,93 +360,80 @@ class Registry:
                 conn.execute(insert(t).values(feature_group_id=fg_id, **values))
 
 
-    # -- training data -------------------------------------------------------------------------
-    def create_training_dataset(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Insert a training dataset version; a duplicate (store, name, version) is an error."""
-        t = S.training_datasets
+    # -- versioned records of a store: training datasets, feature views ---------------------------
+    # Both tables are keyed by (feature_store_id, name, version); what and t name the kind and its table.
+    def _create_versioned(self, t: Any, what: str, record: dict[str, Any]) -> dict[str, Any]:
         try:
             with self.engine.begin() as conn:
                 new_id = conn.execute(insert(t).values(**record, created_at=utcnow())).inserted_primary_key[0]
         except IntegrityError:
-            raise RegistryError(
-                f"training dataset '{record['name']}' version {record['version']} already exists") from None
+            raise RegistryError(f"{what} '{record['name']}' version {record['version']} already exists") from None
         with self.engine.connect() as conn:
             return dict(conn.execute(select(t).where(t.c.id == new_id)).mappings().one())
+
+    def _find_versioned(self, t: Any, fs_id: int, name: str, version: int | None) -> dict[str, Any] | None:
+        query = select(t).where(and_(t.c.feature_store_id == fs_id, t.c.name == name))
+        query = query.where(t.c.version == version) if version is not None else query.order_by(t.c.version.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(query.limit(1)).mappings().first()
+        return dict(row) if row else None
+
+    def _list_versioned(self, t: Any, fs_id: int, name: str | None) -> list[dict[str, Any]]:
+        query = select(t).where(t.c.feature_store_id == fs_id)
+        if name is not None:
+            query = query.where(t.c.name == name)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query.order_by(t.c.name, t.c.version)).mappings()]
+
+    def _next_version(self, t: Any, fs_id: int, name: str) -> int:
+        with self.engine.connect() as conn:
+            top = conn.execute(select(func.max(t.c.version)).where(
+                and_(t.c.feature_store_id == fs_id, t.c.name == name))).scalar()
+        return (top or 0) + 1
+
+    def _delete_versioned(self, t: Any, record_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.id == record_id))
+
+    def create_training_dataset(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert a training dataset version; a duplicate (store, name, version) is an error."""
+        return self._create_versioned(S.training_datasets, "training dataset", record)
 
     def find_training_dataset(self, fs_id: int, name: str, version: int | None = None) -> dict[str, Any] | None:
         """A training dataset version (None = the latest), or None."""
-        t = S.training_datasets
-        query = select(t).where(and_(t.c.feature_store_id == fs_id, t.c.name == name))
-        query = query.where(t.c.version == version) if version is not None else query.order_by(t.c.version.desc())
-        with self.engine.connect() as conn:
-            row = conn.execute(query.limit(1)).mappings().first()
-        return dict(row) if row else None
+        return self._find_versioned(S.training_datasets, fs_id, name, version)
 
     def list_training_datasets(self, fs_id: int, name: str | None = None) -> list[dict[str, Any]]:
         """Every training dataset version of a store (of one name if given), by name then version."""
-        t = S.training_datasets
-        query = select(t).where(t.c.feature_store_id == fs_id)
-        if name is not None:
-            query = query.where(t.c.name == name)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query.order_by(t.c.name, t.c.version)).mappings()]
+        return self._list_versioned(S.training_datasets, fs_id, name)
 
     def next_training_dataset_version(self, fs_id: int, name: str) -> int:
         """The next free version number of a training dataset name."""
-        t = S.training_datasets
-        with self.engine.connect() as conn:
-            top = conn.execute(select(func.max(t.c.version)).where(
-                and_(t.c.feature_store_id == fs_id, t.c.name == name))).scalar()
-        return (top or 0) + 1
+        return self._next_version(S.training_datasets, fs_id, name)
 
     def delete_training_dataset(self, td_id: int) -> None:
         """Remove a training dataset record."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(S.training_datasets).where(S.training_datasets.c.id == td_id))
+        self._delete_versioned(S.training_datasets, td_id)
 
-
-    # -- feature views ---------------------------------------------------------------------------
     def create_feature_view(self, record: dict[str, Any]) -> dict[str, Any]:
         """Insert a feature view version; a duplicate (store, name, version) is an error."""
-        t = S.feature_views
-        try:
-            with self.engine.begin() as conn:
-                new_id = conn.execute(insert(t).values(**record, created_at=utcnow())).inserted_primary_key[0]
-        except IntegrityError:
-            raise RegistryError(f"feature view '{record['name']}' version {record['version']} already exists") from None
-        with self.engine.connect() as conn:
-            return dict(conn.execute(select(t).where(t.c.id == new_id)).mappings().one())
+        return self._create_versioned(S.feature_views, "feature view", record)
 
     def find_feature_view(self, fs_id: int, name: str, version: int | None = None) -> dict[str, Any] | None:
         """A feature view version (None = the latest), or None."""
-        t = S.feature_views
-        query = select(t).where(and_(t.c.feature_store_id == fs_id, t.c.name == name))
-        query = query.where(t.c.version == version) if version is not None else query.order_by(t.c.version.desc())
-        with self.engine.connect() as conn:
-            row = conn.execute(query.limit(1)).mappings().first()
-        return dict(row) if row else None
+        return self._find_versioned(S.feature_views, fs_id, name, version)
 
     def list_feature_views(self, fs_id: int, name: str | None = None) -> list[dict[str, Any]]:
         """Every feature view version of a store (of one name if given), by name then version."""
-        t = S.feature_views
-        query = select(t).where(t.c.feature_store_id == fs_id)
-        if name is not None:
-            query = query.where(t.c.name == name)
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query.order_by(t.c.name, t.c.version)).mappings()]
+        return self._list_versioned(S.feature_views, fs_id, name)
 
     def next_feature_view_version(self, fs_id: int, name: str) -> int:
         """The next free version number of a feature view name."""
-        t = S.feature_views
-        with self.engine.connect() as conn:
-            top = conn.execute(select(func.max(t.c.version)).where(
-                and_(t.c.feature_store_id == fs_id, t.c.name == name))).scalar()
-        return (top or 0) + 1
+        return self._next_version(S.feature_views, fs_id, name)
 
     def delete_feature_view(self, fv_id: int) -> None:
         """Remove a feature view record."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(S.feature_views).where(S.feature_views.c.id == fv_id))
+        self._delete_versioned(S.feature_views, fv_id)
 
     # -- code provenance -------------------------------------------------------------------------
     def add_provenance(self, record: dict[str, Any], content: bytes | None) -> int:

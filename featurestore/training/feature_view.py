@@ -35,6 +35,7 @@ class FeatureView:
     def __init__(self, fs: FeatureStore, record: dict[str, Any]) -> None:
         self._fs = fs
         self._record = record
+        self._targets: list[tuple[Any, list[str], dict[str, str]]] | None = None  # serving lookups, built once
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -125,11 +126,12 @@ class FeatureView:
     def get_feature_vectors(self, entries: list[dict[str, Any]], as_dict: bool = False,
                             on_missing: str = "none") -> list[list[Any]] | list[dict[str, Any]]:
         """Feature vectors of many keys: one batched lookup per feature group of the view."""
-        labels = set(self.labels)
-        targets = [(p.feature_group, [src for src, out in p.features if out not in labels],
-                    {src: out for src, out in p.features}) for p in self.query.parts()]
-        targets = [t for t in targets if t[1]]
-        vectors = self._fs.get_feature_vectors(targets, entries, on_missing=on_missing)
+        if self._targets is None:  # rebuilding the query reads the registry: once per view object, not per call
+            labels = set(self.labels)
+            targets = [(p.feature_group, [src for src, out in p.features if out not in labels],
+                        {src: out for src, out in p.features}) for p in self.query.parts()]
+            self._targets = [t for t in targets if t[1]]
+        vectors = self._fs.get_feature_vectors(self._targets, entries, on_missing=on_missing)
         features = self.features
         missing = [f for f in features if vectors and f not in vectors[0]]
         if missing:
