@@ -152,7 +152,7 @@ def serve(fs: FeatureStore, host: str = "127.0.0.1", port: int = 8000, workers: 
         uvicorn.run(create_app(fs), **options)
         return
     os.environ[WORKER_ENV] = json.dumps({"config": config_path, "store": fs.name})
-    uvicorn.run("featurestore.online.http:worker_app", factory=True, workers=workers, **options)
+    uvicorn.run("featurestore.server.http:worker_app", factory=True, workers=workers, **options)
 
 
 def worker_app() -> Starlette:

@@ -1,0 +1,1 @@
+"""Processes above the user facades: the HTTP feature server (``featurestore serve``)."""
