@@ -9,15 +9,10 @@
 __version__ = "0.1.0"
 
 from featurestore.config import Config, load_config  # noqa: E402
-from featurestore.errors import ConfigError, FeatureStoreError, ServiceError  # noqa: E402
-from featurestore.feature_group import (  # noqa: E402
-    ExternalFeatureGroup,
-    Feature,
-    FeatureGroup,
-    FeatureGroupError,
-    WriteResult,
-)
+from featurestore.errors import ConfigError, FeatureGroupError, FeatureStoreError, ServiceError  # noqa: E402
+from featurestore.feature_group import ExternalFeatureGroup, FeatureGroup  # noqa: E402
 from featurestore.feature_store import FeatureStore, connect  # noqa: E402
+from featurestore.model import Feature, FeatureGroupRecord, WriteResult  # noqa: E402
 from featurestore.online import OnlineStoreError  # noqa: E402
 from featurestore.quality import Check, CheckLevel, ExpectationSuite, ValidationError, ValidationReport  # noqa: E402
 from featurestore.query import Query, QueryError  # noqa: E402
@@ -33,6 +28,7 @@ __all__ = [
     "Feature",
     "FeatureGroup",
     "FeatureGroupError",
+    "FeatureGroupRecord",
     "FeatureStore",
     "FeatureStoreError",
     "FeatureView",

@@ -11,3 +11,11 @@ class ConfigError(FeatureStoreError, ValueError):
 
 class ServiceError(FeatureStoreError, RuntimeError):
     """A service the feature store needs (database, Spark cluster) could not be started or reached."""
+
+
+class FeatureGroupError(FeatureStoreError, ValueError):
+    """Bad input for a feature group: names the column, key or option at fault."""
+
+
+class OfflineStoreError(FeatureStoreError):
+    """An offline table could not be read or written as asked (an unreadable commit, a bad option)."""

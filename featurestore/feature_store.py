@@ -12,19 +12,28 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from featurestore import sources
 from featurestore.config import Config, load_config
-from featurestore.errors import FeatureStoreError
-from featurestore.feature_group import (
-    ExternalFeatureGroup,
-    Feature,
-    FeatureGroup,
-    FeatureGroupError,
-    features_from_schema,
-)
+from featurestore.errors import FeatureGroupError
+from featurestore.feature_group import ExternalFeatureGroup, FeatureGroup
+from featurestore.model.records import ENGINES, TABLE_FORMATS, Feature, FeatureGroupRecord, features_from_schema
 from featurestore.names import check_name
+from featurestore.offline import IMPLEMENTATIONS
+from featurestore.online import OnlineStore, Server
+from featurestore.online import sync as online_sync
+from featurestore.online.serving import normalize_target
+from featurestore.quality import gate
+from featurestore.quality.statistics import statistics_config as check_statistics_config
+from featurestore.quality.suite import as_suite
+from featurestore.query import Query, point_in_time, resolve_features
+from featurestore.query.planner import as_queries
 from featurestore.registry import Registry
+from featurestore.training import FeatureView, FeatureViewError, TrainingDataset
+from featurestore.training import create as create_training_dataset
+from featurestore.training.dataset import get_training_dataset
+from featurestore.training.feature_view import create as create_feature_view
 
-JDBC_DRIVER = "org.mariadb.jdbc.Driver"
+JDBC_DRIVER = sources.JDBC_DRIVER
 
 
 def connect(config: str | os.PathLike[str] | Config | None = None, name: str = "default",
@@ -40,7 +49,11 @@ def connect(config: str | os.PathLike[str] | Config | None = None, name: str = "
 
 
 class FeatureStore:
-    """A named feature store (a project): its feature groups, connectors and SQL."""
+    """A named feature store (a project): its feature groups, connectors and SQL.
+
+    It is the :class:`~featurestore.model.StoreContext` the services work with. ``close()`` (or a
+    ``with`` block) disposes the registry's connections and the serving pool.
+    """
 
     def __init__(self, config: Config, name: str = "default", spark: SparkSession | None = None) -> None:
         self.name = check_name(name, "feature store")
@@ -48,6 +61,38 @@ class FeatureStore:
         self.registry = Registry(config.registry_url, config.get("registry.password"))
         self.id = self.registry.ensure_feature_store(name)
         self._spark = spark
+        self._online_store: OnlineStore | None = None
+        self._online_srv: Server | None = None
+
+    def close(self) -> None:
+        """Dispose the registry engine and the serving pool (the Spark session is left to its owner)."""
+        if self._online_srv is not None:
+            self._online_srv.close()
+            self._online_srv = None
+        self.registry.engine.dispose()
+
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the StoreContext lookups services use -----------------------------------------------------
+    def feature_group_record(self, name: str, version: int | None = None) -> FeatureGroupRecord:
+        """A feature group version's record (None = the latest); an error naming it if absent."""
+        row = self.registry.find_feature_group(self.id, name, version)
+        if row is None:
+            which = f"version {version}" if version is not None else "any version"
+            raise FeatureGroupError(f"feature group '{name}' ({which}) not found in feature store '{self.name}'")
+        return FeatureGroupRecord.from_row(row)
+
+    def feature_group_records(self, name: str | None = None) -> list[FeatureGroupRecord]:
+        """Every feature group version's record (of one name if given), by name then version."""
+        return [FeatureGroupRecord.from_row(r) for r in self.registry.list_feature_groups(self.id, name)]
+
+    def refresh(self, record: FeatureGroupRecord) -> FeatureGroupRecord:
+        """The registry's current record of the same feature group version."""
+        return FeatureGroupRecord.from_row(self.registry.feature_group_by_id(record.id))
 
     @property
     def spark(self) -> SparkSession:
@@ -67,8 +112,9 @@ class FeatureStore:
         return f"FeatureStore({self.name!r}, warehouse={str(self.config.warehouse)!r})"
 
     # -- feature groups ----------------------------------------------------------------------
-    def _wrap(self, record: dict[str, Any]) -> FeatureGroup:
-        return (ExternalFeatureGroup if record["kind"] == "external" else FeatureGroup)(self, record)
+    def _wrap(self, row: dict[str, Any] | FeatureGroupRecord) -> FeatureGroup | ExternalFeatureGroup:
+        record = row if isinstance(row, FeatureGroupRecord) else FeatureGroupRecord.from_row(row)
+        return (ExternalFeatureGroup if record.kind == "external" else FeatureGroup)(self, record)
 
     def create_feature_group(
         self,
@@ -86,6 +132,8 @@ class FeatureStore:
         expectation_suite: Any = None,
         validation_policy: str = "STRICT",
         online_ttl: int | float | dt.timedelta | None = None,
+        time_travel_format: str | None = None,
+        engine: str | None = None,
     ) -> FeatureGroup:
         """Register a new feature group version (``version=None``: the next free one).
 
@@ -95,8 +143,11 @@ class FeatureStore:
         (STRICT rejects a failing batch, ALWAYS writes it and records the report);
         ``statistics_config`` (``{"enabled", "histograms", "correlations", "exact_uniqueness",
         "columns"}``, or False) controls the statistics stored for every commit.
+        ``time_travel_format`` (hsfs's name: ``HUDI`` or ``DELTA``) and ``engine`` (``native``, ``hudi``)
+        choose the offline table; defaults from ``offline.format`` / ``offline.engine``.
         """
         check_name(name, "feature group")
+        table_format, table_engine = self._offline_choice(name, time_travel_format, engine)
         pk = [primary_key] if isinstance(primary_key, str) else list(primary_key or [])
         partitions = [partition_key] if isinstance(partition_key, str) else list(partition_key or [])
         if not pk:
@@ -119,10 +170,6 @@ class FeatureStore:
                     raise FeatureGroupError(f"{role} column(s) {', '.join(map(repr, missing))} are not features of "
                                             f"'{name}' (features: {', '.join(sorted(names))})")
         # Suite, policy and statistics config are checked before anything is registered.
-        from featurestore.quality import gate
-        from featurestore.quality.statistics import statistics_config as check_statistics_config
-        from featurestore.quality.suite import as_suite
-
         check_statistics_config(statistics_config)
         policy = gate.check_policy(validation_policy)
         made_suite = as_suite(expectation_suite)
@@ -138,25 +185,39 @@ class FeatureStore:
                         "feature_descriptions": dict(feature_descriptions or {}),
                         **self._online_ttl_option(online_ttl, event_time)},
             "connector_id": None,
-        })
+        }, table_format, table_engine)
         fg = self._wrap(record)
         if suite_data is not None:
             self.registry.set_expectation_suite(fg.id, suite_data, policy, getpass.getuser())
         return fg
 
-    def _register(self, name: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+    def _offline_choice(self, name: str, table_format: str | None, engine: str | None) -> tuple[str, str]:
+        """The (format, engine) of a new feature group, checked against what this build can open."""
+        fmt = str(table_format or "HUDI").upper()
+        eng = str(engine or "native").lower()
+        if fmt not in TABLE_FORMATS:
+            raise FeatureGroupError(f"feature group '{name}': time_travel_format must be one of "
+                                    f"{', '.join(TABLE_FORMATS)}, got {table_format!r}")
+        if eng not in ENGINES:
+            raise FeatureGroupError(f"feature group '{name}': engine must be one of {', '.join(ENGINES)}, "
+                                    f"got {engine!r}")
+        if (fmt, eng) not in IMPLEMENTATIONS:
+            known = ", ".join(f"{f}/{e}" for f, e in IMPLEMENTATIONS)
+            raise FeatureGroupError(f"feature group '{name}': no offline engine for {fmt} with engine {eng!r} in "
+                                    f"this build (available: {known})")
+        return fmt, eng
+
+    def _register(self, name: str, version: int, fields: dict[str, Any], table_format: str = "HUDI",
+                  engine: str = "native") -> dict[str, Any]:
         """Insert a feature group version record, stamped with this store and the current user."""
         user = getpass.getuser()
         return self.registry.create_feature_group({"feature_store_id": self.id, "name": name, "version": version,
-                                                   **fields, "created_by": user, "updated_by": user})
+                                                   **fields, "created_by": user, "updated_by": user},
+                                                  table_format=table_format, engine=engine)
 
     def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroup:
         """A feature group version (None = the latest)."""
-        record = self.registry.find_feature_group(self.id, name, version)
-        if record is None:
-            which = f"version {version}" if version is not None else "any version"
-            raise FeatureGroupError(f"feature group '{name}' ({which}) not found in feature store '{self.name}'")
-        return self._wrap(record)
+        return self._wrap(self.feature_group_record(name, version))
 
     def get_or_create_feature_group(self, name: str, version: int | None = None, **kwargs: Any) -> FeatureGroup:
         """The feature group if it exists (that version, or the latest), else create it."""
@@ -235,22 +296,7 @@ class FeatureStore:
 
     def read_jdbc(self, connector_id: int, query: str) -> DataFrame:
         """Run ``query`` on a registered JDBC connector through Spark JDBC."""
-        conn = self.registry.connector(self.id, connector_id=connector_id)
-        reader = (self.spark.read.format("jdbc").option("url", conn["url"]).option("query", query)
-                  .option("driver", JDBC_DRIVER))
-        if conn["user"]:
-            reader = reader.option("user", conn["user"])
-        if conn["password_env"]:
-            password = os.environ.get(conn["password_env"])
-            if password is None:
-                raise FeatureStoreError(f"connector '{conn['name']}': environment variable {conn['password_env']} "
-                                        "is not set")
-            reader = reader.option("password", password)
-        for k, v in (conn["options"] or {}).items():
-            reader = reader.option(k, v)
-        return reader.load()
-
-    # -- quality -------------------------------------------------------------------------------
+        return sources.read_jdbc(self, connector_id, query)
 
     # -- online store --------------------------------------------------------------------------
     @staticmethod
@@ -267,21 +313,19 @@ class FeatureStore:
 
 
     @property
-    def online_store(self) -> Any:
+    def online_store(self) -> OnlineStore:
         """The :class:`~featurestore.online.OnlineStore` of this feature store (``online.*`` settings)."""
-        if getattr(self, "_online_store", None) is None:
-            from featurestore.online import OnlineStore
-
+        if self._online_store is None:
             self._online_store = OnlineStore(self.config.online_url, self.config.get("online.password"), self.name,
                                              self.config.get("online.batch_size"),
                                              self.config.get("online.max_connections"),
                                              self.config.get("online.driver"))
         return self._online_store
 
-    def _online_server(self) -> Any:
-        if getattr(self, "_online_srv", None) is None:
-            from featurestore.online import Server
-
+    @property
+    def online_server(self) -> Server:
+        """The serving pool of this feature store (``online.pool_size`` connections), made on first use."""
+        if self._online_srv is None:
             self._online_srv = Server(self.online_store, self.config.get("online.pool_size"))
         return self._online_srv
 
@@ -291,9 +335,7 @@ class FeatureStore:
         Returns ``{"mode", "begin", "end", "rows", "deleted", "expired", ...}``; the last
         materialized commit is recorded only after every online write succeeded.
         """
-        from featurestore.online import materialize
-
-        return materialize(fg, mode)
+        return online_sync.materialize(self, self.refresh(fg.record), mode)
 
     def get_feature_vector(self, target: Any, entry: dict[str, Any], features: list[str] | None = None,
                            on_missing: str = "none") -> dict[str, Any]:
@@ -307,18 +349,14 @@ class FeatureStore:
     def get_feature_vectors(self, target: Any, entries: list[dict[str, Any]], features: list[str] | None = None,
                             on_missing: str = "none") -> list[dict[str, Any]]:
         """Feature vectors of many keys: one batched lookup per feature group."""
-        from featurestore.online.serving import normalize_target
-
-        return self._online_server().vectors(normalize_target(target, features), entries, on_missing)
+        return self.online_server.vectors(normalize_target(target, features), entries, on_missing)
 
 
     # -- queries and training data ---------------------------------------------------------------
-    def get_features(self, features: list[str]) -> Any:
+    def get_features(self, features: list[str]) -> Query:
         """A :class:`~featurestore.query.Query` of features by name (``"f"`` or ``"fg_name.f"``): each is found
         in the latest version of the feature group holding it (ambiguity is an error listing the
         candidates) and the feature groups are joined on the primary-key columns they share."""
-        from featurestore.query import resolve_features
-
         return resolve_features(self, features)
 
     def get_training_data(self, spine: DataFrame, features_or_query: Any, spine_event_time: str = "ts",
@@ -331,9 +369,6 @@ class FeatureStore:
         the feature group's primary key minus its event time; no match gives nulls. With
         ``as_known_at_spine_time`` a row version also needs its Hudi commit time <= the spine time.
         """
-        from featurestore.query import point_in_time
-        from featurestore.query.planner import as_queries
-
         queries = as_queries(self, features_or_query)
         return point_in_time(self, spine, queries, spine_event_time, ttl, as_known_at_spine_time)[0]
 
@@ -342,7 +377,7 @@ class FeatureStore:
                                 spine_event_time: str | None = None, label: list[str] | str | None = None,
                                 data_format: str = "parquet", splits: dict[str, Any] | None = None,
                                 seed: int | None = None, description: str = "", ttl: Any = None,
-                                as_known_at_spine_time: bool = False) -> Any:
+                                as_known_at_spine_time: bool = False) -> TrainingDataset:
         """Materialize a training dataset version under ``<warehouse>/<store>/training_datasets/<name>_<version>``.
 
         Rows: ``query`` (or ``features`` by name) read as of the current commits, or point-in-time joined to
@@ -351,52 +386,36 @@ class FeatureStore:
         the row) or ``{"train": {"end": t}, "test": {"start": t}}`` (time ranges). The registry records the
         commit read from every feature group, the feature order, the spine and the splits.
         """
-        from featurestore.training import create
-
-        return create(self, name, version, query=query, features=features, spine=spine,
+        return create_training_dataset(self, name, version, query=query, features=features, spine=spine,
                       spine_event_time=spine_event_time, label=label, data_format=data_format, splits=splits,
                       seed=seed, description=description, ttl=ttl, as_known_at_spine_time=as_known_at_spine_time)
 
-    def get_training_dataset(self, name: str, version: int | None = None) -> Any:
+    def get_training_dataset(self, name: str, version: int | None = None) -> TrainingDataset:
         """A training dataset version (None = the latest)."""
-        from featurestore.training import TrainingDataset, TrainingDatasetError
+        return get_training_dataset(self, name, version)
 
-        record = self.registry.find_training_dataset(self.id, name, version)
-        if record is None:
-            which = f"version {version}" if version is not None else "any version"
-            raise TrainingDatasetError(f"training dataset '{name}' ({which}) not found in feature store "
-                                       f"'{self.name}'")
-        return TrainingDataset(self, record)
-
-    def get_training_datasets(self, name: str | None = None) -> list[Any]:
+    def get_training_datasets(self, name: str | None = None) -> list[TrainingDataset]:
         """Every training dataset version (of one name if given)."""
-        from featurestore.training import TrainingDataset
-
         return [TrainingDataset(self, r) for r in self.registry.list_training_datasets(self.id, name)]
 
     def create_feature_view(self, name: str, version: int | None = None, query: Any = None,
                             features: list[str] | None = None, labels: list[str] | str | None = None,
-                            description: str = "") -> Any:
+                            description: str = "") -> FeatureView:
         """Register a feature view: a named, versioned ``query`` (or ``features`` by name, as
         :meth:`get_features`) plus ``labels`` (columns of the query or of the spines joined to it), from which
         training datasets are cut (``fv.create_training_dataset(spine=...)``) and serving vectors read
         (``fv.get_feature_vector(entry)``, labels left out)."""
-        from featurestore.training.feature_view import create
+        return create_feature_view(self, name, version, query=query, features=features, labels=labels,
+                                   description=description)
 
-        return create(self, name, version, query=query, features=features, labels=labels, description=description)
-
-    def get_feature_view(self, name: str, version: int | None = None) -> Any:
+    def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
         """A feature view version (None = the latest)."""
-        from featurestore.training import FeatureView, FeatureViewError
-
         record = self.registry.find_feature_view(self.id, name, version)
         if record is None:
             which = f"version {version}" if version is not None else "any version"
             raise FeatureViewError(f"feature view '{name}' ({which}) not found in feature store '{self.name}'")
         return FeatureView(self, record)
 
-    def get_feature_views(self, name: str | None = None) -> list[Any]:
+    def get_feature_views(self, name: str | None = None) -> list[FeatureView]:
         """Every feature view version (of one name if given)."""
-        from featurestore.training import FeatureView
-
         return [FeatureView(self, r) for r in self.registry.list_feature_views(self.id, name)]

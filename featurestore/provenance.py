@@ -87,7 +87,8 @@ def capture() -> dict[str, Any]:
 
 
 def commit_metadata(prov: dict[str, Any]) -> dict[str, str]:
-    """The Hudi commit-metadata entries (``featurestore.commit.metadata.*`` options) of a provenance."""
+    """The commit-metadata entries of a provenance (``code.kind``, ``user``, ...; the native Hudi engine
+    stores them as ``featurestore.commit.metadata.*``)."""
     out = {"code.kind": prov["kind"], "user": prov["user"], "host": prov["host"]}
     if prov["sha256"]:
         out["code.sha256"] = prov["sha256"]
@@ -95,7 +96,7 @@ def commit_metadata(prov: dict[str, Any]) -> dict[str, str]:
         out["code.path"] = prov["path"]
     if prov["git_commit"]:
         out["code.git_commit"] = prov["git_commit"]
-    return {f"featurestore.commit.metadata.{k}": v for k, v in out.items()}
+    return out
 
 
 def record(registry: Any, prov: dict[str, Any], entity_type: str, feature_group_id: int | None = None,

@@ -35,9 +35,7 @@ def body(ctx: JobContext) -> int:
     ctx.log("statistics", f"{fg.name} v{fg.version}: {stats['rows']} rows, {len(stats['columns'])} features, "
                           f"commit {stats['commit_id']}")
     if args.report:
-        from featurestore.quality.report import write_report
-
-        path = write_report(fg, args.report, compute=False)
+        path = fg.statistics_report(args.report, compute=False)
         ctx.log("report", path)
     print(stats["commit_id"] or "no-commit")
     return 0

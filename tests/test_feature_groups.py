@@ -12,6 +12,7 @@ from hudi_helpers import hudi_rs, rows_of_arrow, rows_of_spark
 
 import featurestore
 from featurestore import FeatureGroupError, FeatureStore, hudi
+from featurestore.offline import open_table
 from featurestore.config import load_config
 from featurestore.names import NameError_
 
@@ -169,10 +170,15 @@ def test_feature_stores_are_isolated_and_registry_reconciles(spark, tmp_path):
     assert [g.id for g in a.get_feature_groups()] == [fa.id]
 
     # a commit that reached the timeline but not the registry (a crash between the two) is reconciled
-    result = hudi.write(spark.createDataFrame([(9, "eu", 9, 9.0, ts(9))], SCHEMA), fa.location,
-                        fa._hudi_options("upsert", None))
-    assert result.instant_time in fa.commit_details()
-    assert fa.commit_details()[result.instant_time]["rowsInserted"] == 1
+    result = open_table(a, fa.record).write(spark.createDataFrame([(9, "eu", 9, 9.0, ts(9))], SCHEMA), "upsert")
+    assert result.commit_id in fa.commit_details()
+    assert fa.commit_details()[result.commit_id]["rowsInserted"] == 1
+    # commit_details() is a read: it shows the missing commit without writing the registry ...
+    assert result.commit_id not in {c["commit_id"] for c in a.registry.list_commits(fa.id)}
+    # ... and the next write records it, once
+    fa.insert(spark.createDataFrame([(1, "eu", 2, 1.0, ts(1))], SCHEMA))
+    recorded = [c["commit_id"] for c in a.registry.list_commits(fa.id)]
+    assert recorded.count(result.commit_id) == 1 and len(recorded) == 3
 
 
 def test_connect_out_of_the_box(spark, tmp_path, monkeypatch):

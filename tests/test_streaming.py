@@ -75,7 +75,7 @@ def test_file_source_one_commit_per_batch_and_replay_is_skipped(spark, tmp_path)
     # Spark replaying an already committed micro-batch (a crash before its checkpoint commit) is a no-op
     before = hudi.timeline(fg.location)
     replay = spark.createDataFrame([(1, 999, BASE)], SCHEMA)
-    micro_batch_writer(fg, stream_id(checkpoint), "upsert", None)(replay, 2)
+    micro_batch_writer(fs, fg.record, stream_id(checkpoint), "upsert", None)(replay, 2)
     assert hudi.timeline(fg.location) == before
     assert (tmp_path / "wh").exists() and stream_id(checkpoint) == before[-1]["extra_metadata"][STREAM_ID_KEY]
     with pytest.raises(Exception, match="streaming DataFrame"):

@@ -49,7 +49,7 @@ def _config_show(args: argparse.Namespace, out: Output) -> int:
 def _serve(args: argparse.Namespace, out: Output) -> int:
     from featurestore.config import load_config
     from featurestore.feature_store import FeatureStore
-    from featurestore.online.http import serve
+    from featurestore.server.http import serve
 
     if args.workers < 1:
         raise SystemExit(f"featurestore serve: --workers must be at least 1, got {args.workers}")

@@ -4,8 +4,8 @@ Hudi timeline by the materializer, served as feature vectors in milliseconds.
 Public surface (also reached through ``FeatureStore`` and ``FeatureGroup``):
 
 * :class:`OnlineStore` - connection settings, tables and statements of one feature store
-* :func:`materialize` ``(fg, mode)`` - sync an online table from the offline commits
-* :func:`read_online` ``(fg)`` - the online table as a Spark DataFrame
+* :func:`materialize` ``(ctx, record, mode)`` - sync an online table from the offline commits
+* :func:`read_online` ``(ctx, record)`` - the online table as a Spark DataFrame
 * :class:`Server` - feature-vector lookups through a connection pool
 * :class:`OnlineStoreError`
 """

@@ -19,7 +19,7 @@ from featurestore.online.store import Connection, OnlineStore
 from featurestore.online.types import OnlineStoreError, fetch_converter, key_param
 
 if TYPE_CHECKING:
-    from featurestore.feature_group import FeatureGroup
+    from featurestore.model.records import FeatureGroupRecord
 
 MAX_STATEMENTS = 64  # prepared statements kept per connection
 
@@ -140,7 +140,7 @@ class _Lease:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class LookupPlan:
     """What a lookup of one feature group needs, computed once per (feature group, features)."""
 
     columns: list[str]       # selected: keys first, then the requested features, then the event time
@@ -161,10 +161,14 @@ class Server:
     def __init__(self, store: OnlineStore, pool_size: int) -> None:
         self.store = store
         self.pool = Pool(store.conn, pool_size)
-        self._plans: dict[tuple, _Plan] = {}
+        self._plans: dict[tuple, LookupPlan] = {}
 
-    def _plan(self, fg: FeatureGroup, features: Sequence[str] | None) -> _Plan:
-        key = (fg.id, fg._record.get("updated_at"), tuple(features) if features is not None else None)
+    def close(self) -> None:
+        """Close the pool's idle connections."""
+        self.pool.close()
+
+    def _plan(self, fg: FeatureGroupRecord, features: Sequence[str] | None) -> LookupPlan:
+        key = (fg.id, fg.updated_at, tuple(features) if features is not None else None)
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -177,14 +181,14 @@ class Server:
         if unknown:
             raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} has no feature(s) "
                                    f"{', '.join(map(repr, unknown))}")
-        ttl = bool(fg.event_time and fg._record["options"].get("online_ttl_seconds"))
+        ttl = bool(fg.event_time and fg.online_ttl)
         columns = list(dict.fromkeys(fg.primary_key + wanted + ([fg.event_time] if ttl else [])))
         dialect = self.store.dialect
         driver = self.store.conn.driver if dialect == "mysql" else None
         convs = {c: fetch_converter(schema[c].dataType, dialect, driver) for c in columns}
         index = {c: i for i, c in enumerate(columns)}
         out_converters = [(f, convs[f]) for f in wanted if convs[f] is not None]
-        plan = _Plan(columns, wanted, [key_param(k, schema[k].dataType, dialect) for k in fg.primary_key],
+        plan = LookupPlan(columns, wanted, [key_param(k, schema[k].dataType, dialect) for k in fg.primary_key],
                      [convs[k] for k in fg.primary_key], [(f, index[f]) for f in wanted], out_converters,
                      wanted == columns and not out_converters,
                      (index[fg.event_time], convs[fg.event_time]) if ttl else None)
@@ -193,7 +197,7 @@ class Server:
         self._plans[key] = plan
         return plan
 
-    def lookup(self, fg: FeatureGroup, entries: Sequence[dict[str, Any]], features: Sequence[str] | None = None,
+    def lookup(self, fg: FeatureGroupRecord, entries: Sequence[dict[str, Any]], features: Sequence[str] | None = None,
                on_missing: str = "none") -> list[dict[str, Any] | None]:
         """Vectors of ``fg`` for each entry (a dict holding the primary-key values)."""
         from featurestore.online.sync import ttl_cutoff
@@ -247,7 +251,7 @@ class Server:
                     else:
                         raise OnlineStoreError(f"online lookup in {self.store.table_name(fg)} failed: "
                                                f"{getattr(exc, 'msg', None) or exc}") from None
-            if plan.event_time is not None and "online_ttl_seconds" in fg._record["options"]:
+            if plan.event_time is not None and fg.online_ttl is not None:
                 rows = _unexpired(rows, *plan.event_time, ttl_cutoff(fg))
             if single:
                 back0 = key_back[0]
@@ -304,12 +308,14 @@ class Server:
         return merged
 
 
-Target = tuple["FeatureGroup", "Sequence[str] | None", dict[str, str]]
+Target = tuple["FeatureGroupRecord", "Sequence[str] | None", dict[str, str]]
 
 
 def normalize_target(target: Any, features: Sequence[str] | None = None) -> list[Target]:
     """A feature group, a Query (``fg.select(...).join(...)``: its feature groups with their output
-    names), or a list of feature groups or ``(feature group, features)`` pairs."""
+    names), or a list of feature groups or ``(feature group, features)`` pairs, as records.
+
+    A feature group is its record, or any object holding one as ``.record`` (the facade)."""
     if hasattr(target, "parts"):
         items: list[Any] = [(p.feature_group, [src for src, _ in p.features], {src: out for src, out in p.features})
                             for p in target.parts()]
@@ -318,6 +324,7 @@ def normalize_target(target: Any, features: Sequence[str] | None = None) -> list
     out: list[Target] = []
     for item in items:
         fg, chosen, rename = (item + ({},))[:3] if isinstance(item, tuple) else (item, None, {})
+        fg = getattr(fg, "record", fg)
         if features is not None:
             names = [f.name for f in fg.features] if chosen is None else list(chosen)
             chosen = [f for f in names if rename.get(f, f) in features]

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
-from featurestore.names import check_name
+from featurestore.names import check_name, quote_identifier
 from featurestore.online.types import OnlineStoreError, key_lengths, sql_type
 
 if TYPE_CHECKING:
-    from featurestore.feature_group import FeatureGroup
+    from featurestore.model.records import FeatureGroupRecord
 
 COMMIT_COL = "_fs_commit_time"
 COLUMN_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -151,16 +151,16 @@ class OnlineStore:
 
     def q(self, name: str) -> str:
         """A quoted identifier (names are validated before they get here)."""
-        return f"`{name}`" if self.dialect == "mysql" else f'"{name}"'
+        return quote_identifier(name, self.dialect)
 
-    def table_name(self, fg: FeatureGroup) -> str:
+    def table_name(self, fg: FeatureGroupRecord) -> str:
         """Unquoted table name of a feature group version."""
         name = f"{fg.name}_{fg.version}" if self.dialect == "mysql" else f"{self.store}__{fg.name}_{fg.version}"
         if not COLUMN_PATTERN.fullmatch(name):
             raise OnlineStoreError(f"online table name {name!r} is longer than 64 characters")
         return name
 
-    def table(self, fg: FeatureGroup) -> str:
+    def table(self, fg: FeatureGroupRecord) -> str:
         """Quoted, qualified table of a feature group version."""
         if self.dialect == "mysql":
             return f"{self.q(self.conn.database)}.{self.q(self.table_name(fg))}"
@@ -173,7 +173,7 @@ class OnlineStore:
         return f"jdbc:mysql://{self.conn.host}:{self.conn.port}/{self.conn.database}?permitMysqlScheme"
 
     # -- DDL -------------------------------------------------------------------------------------
-    def ensure_table(self, fg: FeatureGroup) -> None:
+    def ensure_table(self, fg: FeatureGroupRecord) -> None:
         """Create the database and table if missing and add columns of features added since."""
         if not fg.features:
             raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} has no schema yet: insert data first")
@@ -206,7 +206,7 @@ class OnlineStore:
             conn.close()
         self._ready.add(key)
 
-    def _columns(self, conn: Any, fg: FeatureGroup) -> list[str]:
+    def _columns(self, conn: Any, fg: FeatureGroupRecord) -> list[str]:
         cur = self.conn.cursor(conn)
         if self.dialect == "mysql":
             cur.execute("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
@@ -215,7 +215,7 @@ class OnlineStore:
             cur.execute("SELECT name FROM pragma_table_info(?)", (self.table_name(fg),))
         return [r[0] if isinstance(r[0], str) else bytes(r[0]).decode() for r in cur.fetchall()]
 
-    def table_exists(self, fg: FeatureGroup) -> bool:
+    def table_exists(self, fg: FeatureGroupRecord) -> bool:
         """Whether the online table of ``fg`` exists."""
         conn = self.conn.connect(database=False)
         try:
@@ -223,7 +223,7 @@ class OnlineStore:
         finally:
             conn.close()
 
-    def drop_table(self, fg: FeatureGroup) -> None:
+    def drop_table(self, fg: FeatureGroupRecord) -> None:
         """Drop the online table of ``fg`` (if any)."""
         conn = self.conn.connect(database=False)
         try:
@@ -238,7 +238,7 @@ class OnlineStore:
         """The DB-API parameter marker."""
         return "%s" if self.dialect == "mysql" else "?"
 
-    def upsert_sql(self, fg: FeatureGroup, columns: list[str]) -> str:
+    def upsert_sql(self, fg: FeatureGroupRecord, columns: list[str]) -> str:
         """Batched upsert of ``columns`` + commit time that never lets an older row replace a newer one.
 
         Newer = higher ordering value (precombine key, else event time; NULL lowest), ties broken by
@@ -272,12 +272,12 @@ class OnlineStore:
         sets = ", ".join(f"{q(c)} = {new(c)}" for c in updates)
         return f"{head} ON CONFLICT({', '.join(q(k) for k in fg.primary_key)}) DO UPDATE SET {sets} WHERE {newer}"
 
-    def delete_sql(self, fg: FeatureGroup) -> str:
+    def delete_sql(self, fg: FeatureGroupRecord) -> str:
         """Delete one primary key."""
         where = " AND ".join(f"{self.q(k)} = {self.param()}" for k in fg.primary_key)
         return f"DELETE FROM {self.table(fg)} WHERE {where}"  # noqa: S608 - identifiers checked and quoted
 
-    def select_sql(self, fg: FeatureGroup, columns: list[str], n_keys: int) -> str:
+    def select_sql(self, fg: FeatureGroupRecord, columns: list[str], n_keys: int) -> str:
         """Select ``columns`` of ``n_keys`` primary keys in one statement."""
         p, pk = self.param(), fg.primary_key
         cols = ", ".join(self.q(c) for c in columns)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from featurestore.feature_group import FeatureGroup
+    from featurestore.model.protocols import StoreContext
+    from featurestore.model.records import FeatureGroupRecord
 
 TREND_METRICS = ("completeness", "mean", "min", "max", "stddev", "approx_distinct")
 
@@ -161,7 +162,7 @@ SCRIPT = """
 """
 
 
-def render_report(fg: FeatureGroup, table_stats: dict[str, Any], history: list[dict[str, Any]],
+def render_report(fg: FeatureGroupRecord, table_stats: dict[str, Any], history: list[dict[str, Any]],
                   reports: list[Any]) -> str:
     """The report's HTML text."""
     title = f"Feature group {fg.name} v{fg.version}"
@@ -213,22 +214,24 @@ def render_report(fg: FeatureGroup, table_stats: dict[str, Any], history: list[d
     return "\n".join(parts)
 
 
-def write_report(fg: FeatureGroup, path: str | None = None, compute: bool = True) -> str:
-    """Write the report for ``fg`` (default ``<warehouse>/<store>/reports/<name>_<version>.html``).
+def write_report(ctx: StoreContext, fg: FeatureGroupRecord, path: str | None = None, compute: bool = True) -> str:
+    """Write the report of a feature group (default ``<warehouse>/<store>/reports/<name>_<version>.html``).
 
     With ``compute`` the current snapshot's statistics (histograms and correlations included) are
     computed and stored first; otherwise the newest stored statistics are shown.
     """
     import matplotlib
 
+    from featurestore.quality import history as stored
+
     matplotlib.use("Agg")
     if compute:
-        table_stats = fg.compute_statistics({"histograms": True, "correlations": True})
+        table_stats = stored.table_statistics(ctx, fg, {"histograms": True, "correlations": True})
     else:
-        table_stats = fg.get_statistics() or {"rows": 0, "columns": {}}
-    history = [s for s in fg.get_all_statistics() if s["kind"] == "commit"]
-    reports = fg.get_validation_history()
-    target = Path(path) if path else fg._fs.location / "reports" / f"{fg.table_name}.html"
+        table_stats = stored.statistics_of_commit(ctx, fg) or {"rows": 0, "columns": {}}
+    history = [s for s in stored.all_statistics(ctx, fg) if s["kind"] == "commit"]
+    reports = stored.validation_history(ctx, fg)
+    target = Path(path) if path else ctx.location / "reports" / f"{fg.table_name}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_report(fg, table_stats, history, reports), encoding="utf-8")
     return str(target)

@@ -9,19 +9,20 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from featurestore.hudi.timeline import normalize_instant
+from featurestore import ingestion, offline
+from featurestore.model.records import FeatureGroupRecord
 from featurestore.query.pit import FeatureSource, pit_join
 from featurestore.query.query import Part, Query, QueryError
+from featurestore.sources import read_feature_group
 
 if TYPE_CHECKING:
-    from featurestore.feature_group import FeatureGroup
-    from featurestore.feature_store import FeatureStore
+    from featurestore.model.protocols import StoreContext
 
 FIRST_INSTANT = "00000000000000000"
 DELETED_AT = "_deleted_at"  # not a feature name: feature names start with a letter
 
 
-def resolve_features(fs: FeatureStore, names: list[str]) -> Query:
+def resolve_features(fs: StoreContext, names: list[str]) -> Query:
     """A query over the latest version of the feature groups holding ``names``.
 
     ``"fg.feature"`` picks a feature group; a bare name must belong to exactly one feature group, except
@@ -35,12 +36,12 @@ def resolve_features(fs: FeatureStore, names: list[str]) -> Query:
     return query
 
 
-def feature_queries(fs: FeatureStore, names: list[str]) -> list[Query]:
+def feature_queries(fs: StoreContext, names: list[str]) -> list[Query]:
     """One query per feature group holding ``names`` (resolved as by :func:`resolve_features`), not joined."""
     if isinstance(names, str) or not names:
         raise QueryError("get_features needs a non-empty list of feature names")
-    latest: dict[str, FeatureGroup] = {}
-    for fg in fs.get_feature_groups():
+    latest: dict[str, FeatureGroupRecord] = {}
+    for fg in fs.feature_group_records():
         latest[fg.name] = fg  # ordered by version: the last one wins
     chosen: dict[str, list[str]] = {}
     pending_keys: list[str] = []
@@ -68,24 +69,26 @@ def feature_queries(fs: FeatureStore, names: list[str]) -> list[Query]:
         if owner is None:
             owner = next(fg.name for fg in latest.values() if key in fg.primary_key)
         chosen.setdefault(owner, []).insert(0, key)
-    return [latest[fg_name].select(feats) for fg_name, feats in chosen.items()]
+    return [Query(fs, latest[fg_name], feats) for fg_name, feats in chosen.items()]
 
 
-def entity_keys(fg: FeatureGroup) -> list[str]:
+def entity_keys(fg: FeatureGroupRecord) -> list[str]:
     """Join keys of a point-in-time join: the primary key without the event-time column."""
     return [c for c in fg.primary_key if c != fg.event_time]
 
 
-def resolve_commit(fg: FeatureGroup, as_of: str | None) -> str | None:
+def resolve_commit(ctx: StoreContext, fg: FeatureGroupRecord, as_of: str | None) -> str | None:
     """The commit a read ``as_of`` (None = now) sees: the newest commit at or before it, or None."""
-    limit = normalize_instant(as_of) if as_of else None
-    for commit in fg.commit_details():  # newest first
-        if limit is None or commit <= limit:
-            return commit
+    if fg.kind != "cached":
+        return None
+    limit = offline.open_table(ctx, fg).commit_id(as_of) if as_of else None
+    for commit in ingestion.commit_log(ctx, fg):  # newest first
+        if limit is None or commit["commit_id"] <= limit:
+            return commit["commit_id"]
     return None
 
 
-def history(fg: FeatureGroup, up_to: str | None) -> tuple[DataFrame, tuple[str, ...]]:
+def history(ctx: StoreContext, fg: FeatureGroupRecord, up_to: str | None) -> tuple[DataFrame, tuple[str, ...]]:
     """Every row version written by the commits up to ``up_to`` (inclusive), and the delete commits.
 
     One incremental read per commit: each returns the rows as that commit wrote them, including values a
@@ -93,38 +96,39 @@ def history(fg: FeatureGroup, up_to: str | None) -> tuple[DataFrame, tuple[str, 
     ``_hoodie_commit_time`` and :data:`DELETED_AT`: the first delete commit (up to ``up_to``) that removed
     the version's record after it was written, or null.
     """
-    details = fg.commit_details()
+    table = offline.open_table(ctx, fg)
+    details = {c["commit_id"]: c for c in ingestion.commit_log(ctx, fg)}
     commits = sorted(c for c in details if up_to is None or c <= up_to)
     frames, previous = [], FIRST_INSTANT
     for commit in commits:
-        frames.append(fg.read_changes(previous, commit, include_meta=True))
+        frames.append(table.read_changes(previous, commit, include_meta=True))
         previous = commit
     if not frames:
-        return fg.read(include_meta=True).limit(0).withColumn(DELETED_AT, F.lit(None).cast("string")), ()
+        return table.read(include_meta=True).limit(0).withColumn(DELETED_AT, F.lit(None).cast("string")), ()
     versions = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
     # a delete commit writes no rows: the records it removed are those its snapshot lost
-    deletes = [c for c in commits if details[c]["operation"] == "delete" or details[c]["rowsDeleted"]]
-    gone = [_deleted_keys(fg, commits[commits.index(c) - 1], c) for c in deletes if commits.index(c) > 0]
+    deletes = [c for c in commits if details[c]["operation"] == "delete" or details[c]["rows_deleted"]]
+    gone = [_deleted_keys(table, commits[commits.index(c) - 1], c) for c in deletes if commits.index(c) > 0]
     if not gone:
         return versions.withColumn(DELETED_AT, F.lit(None).cast("string")), ()
-    record = ["_hoodie_record_key", "_hoodie_partition_path"]
+    row_id, commit_col = list(table.row_id_columns), table.commit_column
     removed = reduce(DataFrame.unionByName, gone)
     # per version (one per record and commit): the first delete of its record after it was written
-    until = (versions.select(*record, "_hoodie_commit_time").join(removed, record)
-             .where(F.col("_deleted") > F.col("_hoodie_commit_time"))
-             .groupBy(*record, "_hoodie_commit_time").agg(F.min("_deleted").alias(DELETED_AT)))
-    return versions.join(until, [*record, "_hoodie_commit_time"], "left"), tuple(deletes)
+    until = (versions.select(*row_id, commit_col).join(removed, row_id)
+             .where(F.col("_deleted") > F.col(commit_col))
+             .groupBy(*row_id, commit_col).agg(F.min("_deleted").alias(DELETED_AT)))
+    return versions.join(until, [*row_id, commit_col], "left"), tuple(deletes)
 
 
-def _deleted_keys(fg: FeatureGroup, before: str, commit: str) -> DataFrame:
-    """(record key, partition path, ``_deleted`` = commit) of the records ``commit`` deleted."""
-    record = ["_hoodie_record_key", "_hoodie_partition_path"]
-    old = fg.read(as_of=before, include_meta=True).select(*record)
-    new = fg.read(as_of=commit, include_meta=True).select(*record)
-    return old.join(new, record, "left_anti").withColumn("_deleted", F.lit(commit))
+def _deleted_keys(table: offline.OfflineTable, before: str, commit: str) -> DataFrame:
+    """(row id columns, ``_deleted`` = commit) of the stored rows ``commit`` deleted."""
+    row_id = list(table.row_id_columns)
+    old = table.read(as_of=before, include_meta=True).select(*row_id)
+    new = table.read(as_of=commit, include_meta=True).select(*row_id)
+    return old.join(new, row_id, "left_anti").withColumn("_deleted", F.lit(commit))
 
 
-def as_queries(fs: FeatureStore, features_or_query: Query | list[Query] | list[str]) -> list[Query]:
+def as_queries(fs: StoreContext, features_or_query: Query | list[Query] | list[str]) -> list[Query]:
     """A query, a list of queries, or feature names (one query per feature group, not joined)."""
     if isinstance(features_or_query, Query):
         return [features_or_query]
@@ -136,7 +140,7 @@ def as_queries(fs: FeatureStore, features_or_query: Query | list[Query] | list[s
     raise QueryError("features must be a Query, a list of Queries or a non-empty list of feature names")
 
 
-def point_in_time(fs: FeatureStore, spine: DataFrame, query: Query | list[Query], spine_event_time: str,
+def point_in_time(fs: StoreContext, spine: DataFrame, query: Query | list[Query], spine_event_time: str,
                   ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
                   ) -> tuple[DataFrame, dict[str, str | None]]:
     """The spine with the query's features joined point-in-time; also the commit read per feature group."""
@@ -147,26 +151,30 @@ def point_in_time(fs: FeatureStore, spine: DataFrame, query: Query | list[Query]
     sources, commits = [], {}
     parts = [p for qry in ([query] if isinstance(query, Query) else query) for p in qry.parts()]
     for part in parts:
-        source, commit = _source(part, spine, spine_event_time, as_known_at_spine_time)
+        source, commit = _source(fs, part, spine, spine_event_time, as_known_at_spine_time)
         commits[part.feature_group.table_name] = commit
         if source.features:
             sources.append(source)
     return pit_join(spine, spine_event_time, sources, ttl), commits
 
 
-def _source(part: Part, spine: DataFrame, spine_event_time: str, as_known: bool) -> tuple[FeatureSource, str | None]:
+def _source(ctx: StoreContext, part: Part, spine: DataFrame, spine_event_time: str,
+            as_known: bool) -> tuple[FeatureSource, str | None]:
     fg = part.feature_group
     if not fg.event_time:
         raise QueryError(f"feature group '{fg.name}' v{fg.version} has no event_time: a point-in-time join needs "
                          "one (create the feature group with event_time=...)")
-    commit = resolve_commit(fg, part.as_of)
+    commit = resolve_commit(ctx, fg, part.as_of)
     deletes: tuple[str, ...] = ()
+    commit_col = None
     if as_known:
-        df, deletes = history(fg, commit) if commit else (fg.read(include_meta=True).limit(0), ())
-        if "_hoodie_commit_time" not in df.columns:  # a feature group without any commit yet
-            df = df.withColumn("_hoodie_commit_time", F.lit(None).cast("string"))
+        table = offline.open_table(ctx, fg)
+        commit_col = table.commit_column
+        df, deletes = history(ctx, fg, commit) if commit else (table.read(include_meta=True).limit(0), ())
+        if commit_col not in df.columns:  # a feature group without any commit yet
+            df = df.withColumn(commit_col, F.lit(None).cast("string"))
     else:
-        df = fg.read(as_of=commit) if commit else fg.read()
+        df = read_feature_group(ctx, fg, commit)
     for cond in part.filters:
         df = df.where(F.expr(cond))
     keys = entity_keys(fg)
@@ -175,5 +183,5 @@ def _source(part: Part, spine: DataFrame, spine_event_time: str, as_known: bool)
     features = tuple((src, out) for src, out in part.features
                      if not (src == out and src in skip and out in spine.columns))
     return FeatureSource(fg.table_name, df, tuple(keys), fg.event_time, features,
-                         "_hoodie_commit_time" if as_known else None,
+                         commit_col,
                          DELETED_AT if deletes else None, deletes), commit

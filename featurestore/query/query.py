@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from featurestore import offline
 from featurestore.errors import FeatureStoreError
-from featurestore.hudi.timeline import normalize_instant
+from featurestore.model.records import FeatureGroupRecord
+from featurestore.names import quote_identifier
+from featurestore.sources import read_feature_group
 
 if TYPE_CHECKING:
     import datetime as dt
 
-    from featurestore.feature_group import FeatureGroup
-    from featurestore.feature_store import FeatureStore
+    from featurestore.model.protocols import StoreContext
 
 JOIN_TYPES = ("inner", "left", "right", "outer")
 
@@ -30,8 +32,8 @@ class QueryError(FeatureStoreError, ValueError):
 
 
 def q(name: str) -> str:
-    """A back-quoted Spark SQL identifier."""
-    return "`" + name.replace("`", "``") + "`"
+    """A back-quoted Spark SQL identifier (see :func:`featurestore.names.quote_identifier`)."""
+    return quote_identifier(name, "spark")
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,21 @@ class Join:
 class Part:
     """The share of one feature group in a (flattened) query: what a point-in-time join needs."""
 
-    feature_group: FeatureGroup
+    feature_group: FeatureGroupRecord
     features: tuple[tuple[str, str], ...]  # (column of the feature group, output name)
     filters: tuple[str, ...]
     as_of: str | None
 
 
 class Query:
-    """Features selected from one feature group, optionally joined with other queries."""
+    """Features selected from one feature group, optionally joined with other queries.
 
-    def __init__(self, fg: FeatureGroup, features: list[str] | tuple[str, ...], filters: tuple[str, ...] = (),
-                 as_of: str | None = None, joins: tuple[Join, ...] = ()) -> None:
+    Built by ``fg.select_all()``, ``fg.select([...])``, ``fg.filter(...)``: it holds the feature store's
+    context and the feature group's record, and reads through the offline interface.
+    """
+
+    def __init__(self, ctx: StoreContext, fg: FeatureGroupRecord, features: list[str] | tuple[str, ...],
+                 filters: tuple[str, ...] = (), as_of: str | None = None, joins: tuple[Join, ...] = ()) -> None:
         names = [f.name for f in fg.features]
         if not names:
             raise QueryError(f"feature group '{fg.name}' v{fg.version} has no features yet (insert data first)")
@@ -70,6 +76,7 @@ class Query:
         dupes = sorted({f for f in features if list(features).count(f) > 1})
         if dupes:
             raise QueryError(f"feature(s) {', '.join(map(repr, dupes))} selected twice from '{fg.name}'")
+        self._ctx = ctx
         self._fg = fg
         self._features = tuple(features)
         self._filters = tuple(filters)
@@ -78,9 +85,14 @@ class Query:
 
     # -- description -------------------------------------------------------------------------
     @property
-    def feature_group(self) -> FeatureGroup:
-        """The feature group this query starts from."""
+    def feature_group(self) -> FeatureGroupRecord:
+        """The record of the feature group this query starts from."""
         return self._fg
+
+    @property
+    def context(self) -> StoreContext:
+        """The feature store this query reads from."""
+        return self._ctx
 
     @property
     def features(self) -> list[str]:
@@ -123,8 +135,8 @@ class Query:
 
     # -- building ----------------------------------------------------------------------------
     def _copy(self, **changes: Any) -> Query:
-        fields = {"fg": self._fg, "features": self._features, "filters": self._filters, "as_of": self._as_of,
-                  "joins": self._joins}
+        fields = {"ctx": self._ctx, "fg": self._fg, "features": self._features, "filters": self._filters,
+                  "as_of": self._as_of, "joins": self._joins}
         fields.update(changes)
         return Query(**fields)
 
@@ -134,7 +146,7 @@ class Query:
         The condition may use any column of the feature group, selected or not; it applies before joins.
         Column conditions are stored as the SQL Spark resolves them to.
         """
-        frame = self._fg.read(as_of=self._as_of)
+        frame = read_feature_group(self._ctx, self._fg, self._as_of)
         try:
             plan = frame.where(F.expr(condition) if isinstance(condition, str) else condition)
             sql = plan._jdf.queryExecution().analyzed().condition().sql()
@@ -146,8 +158,12 @@ class Query:
 
     def as_of(self, commit_or_time: str | dt.datetime | None) -> Query:
         """Read this query's feature group as of a commit id or a time (UTC); None = the latest."""
-        value = normalize_instant(commit_or_time) if commit_or_time is not None else None
-        return self._copy(as_of=value)
+        if commit_or_time is None:
+            return self._copy(as_of=None)
+        if self._fg.kind != "cached":
+            raise QueryError(f"external feature group '{self._fg.name}' has no commit history; as_of is not "
+                             "supported")
+        return self._copy(as_of=offline.open_table(self._ctx, self._fg).commit_id(commit_or_time))
 
     def join(self, other: Query, on: list[str] | str | None = None, left_on: list[str] | str | None = None,
              right_on: list[str] | str | None = None, join_type: str = "inner", prefix: str | None = None) -> Query:
@@ -197,7 +213,7 @@ class Query:
 
     def _frame(self, needed: list[str]) -> DataFrame:
         """Output columns plus ``__key_<c>`` for each column ``c`` of this feature group in ``needed``."""
-        base = self._fg.read(as_of=self._as_of)
+        base = read_feature_group(self._ctx, self._fg, self._as_of)
         for cond in self._filters:
             base = base.where(F.expr(cond))
         keys = list(dict.fromkeys(list(needed) + [c for j in self._joins for c in j.left_on]))
@@ -293,12 +309,12 @@ class Query:
                            "join_type": j.join_type, "prefix": j.prefix} for j in self._joins]}
 
     @classmethod
-    def from_dict(cls, fs: FeatureStore, data: dict[str, Any]) -> Query:
+    def from_dict(cls, ctx: StoreContext, data: dict[str, Any]) -> Query:
         """Rebuild a query saved with :meth:`to_dict`."""
-        fg = fs.get_feature_group(data["feature_group"], data.get("version"))
-        joins = tuple(Join(cls.from_dict(fs, j["query"]), tuple(j["left_on"]), tuple(j["right_on"]),
+        fg = ctx.feature_group_record(data["feature_group"], data.get("version"))
+        joins = tuple(Join(cls.from_dict(ctx, j["query"]), tuple(j["left_on"]), tuple(j["right_on"]),
                            j.get("join_type", "inner"), j.get("prefix")) for j in data.get("joins", []))
-        return cls(fg, data.get("features") or [f.name for f in fg.features], tuple(data.get("filters", [])),
+        return cls(ctx, fg, data.get("features") or [f.name for f in fg.features], tuple(data.get("filters", [])),
                    data.get("as_of"), joins)
 
     def with_commits(self, commits: dict[str, str]) -> Query:

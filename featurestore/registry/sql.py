@@ -98,7 +98,8 @@ class Registry:
             return conn.execute(select(t.c.id).where(t.c.name == name)).scalar_one()
 
     # -- feature groups ------------------------------------------------------------------------
-    def create_feature_group(self, record: dict[str, Any]) -> dict[str, Any]:
+    def create_feature_group(self, record: dict[str, Any], table_format: str = "HUDI",
+                             engine: str = "native") -> dict[str, Any]:
         """Insert a feature group version; a duplicate (store, name, version) is an error."""
         now = utcnow()
         values = {**record, "created_at": now, "updated_at": now}

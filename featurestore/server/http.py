@@ -107,7 +107,7 @@ def create_app(fs: FeatureStore) -> Starlette:
 
     async def health(_request: Request) -> JSONResponse:
         def ping() -> None:
-            with fs._online_server().pool.connection() as conn:
+            with fs.online_server.pool.connection() as conn:
                 conn.query("SELECT 1", [])
 
         try:

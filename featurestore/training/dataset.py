@@ -19,7 +19,8 @@ from pyspark.sql import types as T
 from featurestore import provenance
 from featurestore.errors import FeatureStoreError
 from featurestore.names import check_name
-from featurestore.query.planner import as_queries, point_in_time, resolve_commit
+from featurestore.online.serving import normalize_target
+from featurestore.query.planner import as_queries, point_in_time, resolve_commit, resolve_features
 from featurestore.query.query import Query, QueryError
 from featurestore.training import formats
 from featurestore.training import splits as split_rules
@@ -27,7 +28,7 @@ from featurestore.training import splits as split_rules
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from featurestore.feature_store import FeatureStore
+    from featurestore.model.protocols import StoreContext
 
 SPLIT_COL = "__td_split"
 
@@ -39,7 +40,7 @@ class TrainingDatasetError(FeatureStoreError, ValueError):
 class TrainingDataset:
     """One version of a training dataset; its files never change once written."""
 
-    def __init__(self, fs: FeatureStore, record: dict[str, Any]) -> None:
+    def __init__(self, fs: StoreContext, record: dict[str, Any]) -> None:
         self._fs = fs
         self._record = record
 
@@ -79,9 +80,14 @@ class TrainingDataset:
         return list(self._record["features"])
 
     @property
-    def label(self) -> list[str]:
-        """Label columns."""
+    def labels(self) -> list[str]:
+        """Label columns (the same name as ``FeatureView.labels``)."""
         return list(self._record["label"])
+
+    @property
+    def label(self) -> list[str]:
+        """Label columns: an alias of :attr:`labels`, kept for code written against earlier releases."""
+        return self.labels
 
     @property
     def schema(self) -> T.StructType:
@@ -163,7 +169,7 @@ class TrainingDataset:
             split_arg = {n: {"start": s, "end": e} for n, (s, e) in split_def["ranges"].items()}
         ttl = dt.timedelta(microseconds=options["ttl_us"]) if options.get("ttl_us") is not None else None
         return create(self._fs, self.name, version, query=self.queries, spine=spine,
-                      spine_event_time=info["event_time"] if info else None, label=self.label,
+                      spine_event_time=info["event_time"] if info else None, label=self.labels,
                       data_format=self.data_format, splits=split_arg, seed=seed,
                       description=self.description if description is None else description, ttl=ttl,
                       as_known_at_spine_time=bool(options.get("as_known_at_spine_time")),
@@ -171,13 +177,9 @@ class TrainingDataset:
 
     def get_serving_vector(self, entry: dict[str, Any]) -> list[Any]:
         """The dataset's features for one key (``{"user_id": 7}``) from the online store, in feature order."""
-        getter = getattr(self._fs, "get_feature_vector", None)
-        if getter is None:
-            raise FeatureStoreError("the online store is not available in this installation: "
-                                    "FeatureStore.get_feature_vector is missing")
         parts = [p for d in self._record["query"] for p in Query.from_dict(self._fs, _unpinned(d)).parts()]
         targets = [(p.feature_group, [src for src, _ in p.features], dict(p.features)) for p in parts if p.features]
-        vector = getter(targets, entry)
+        vector = self._fs.online_server.vectors(normalize_target(targets), [entry], "none")[0]
         missing = [f for f in self.features if f not in vector]
         if missing:
             raise TrainingDatasetError(f"the online store returned no value for feature(s) "
@@ -198,14 +200,14 @@ def _unpinned(query: dict[str, Any]) -> dict[str, Any]:
     return {**query, "as_of": None, "joins": [{**j, "query": _unpinned(j["query"])} for j in query["joins"]]}
 
 
-def _pin(queries: list[Query]) -> tuple[list[Query], dict[str, str | None]]:
-    commits = {p.feature_group.table_name: resolve_commit(p.feature_group, p.as_of)
+def _pin(ctx: StoreContext, queries: list[Query]) -> tuple[list[Query], dict[str, str | None]]:
+    commits = {p.feature_group.table_name: resolve_commit(ctx, p.feature_group, p.as_of)
                for qry in queries for p in qry.parts()}
     known = {k: v for k, v in commits.items() if v}
     return [qry.with_commits(known) for qry in queries], commits
 
 
-def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Query | list[Query] | None = None,
+def create(fs: StoreContext, name: str, version: int | None = None, *, query: Query | list[Query] | None = None,
            features: list[str] | None = None, spine: DataFrame | Query | None = None,
            spine_event_time: str | None = None, label: list[str] | str | None = None, data_format: str = "parquet",
            splits: dict[str, Any] | None = None, seed: int | None = None, description: str = "",
@@ -223,7 +225,7 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
     if spine is not None:
         queries = as_queries(fs, query if query is not None else features)
     elif features is not None:
-        queries = [fs.get_features(features)]
+        queries = [resolve_features(fs, features)]
     else:
         queries = as_queries(fs, query)
         if len(queries) != 1:
@@ -237,7 +239,7 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
     location = str(fs.location / "training_datasets" / f"{name}_{version}")
     if os.path.exists(location):
         raise TrainingDatasetError(f"training dataset '{name}' version {version}: {location} already exists")
-    pinned, commits = _pin(queries)
+    pinned, commits = _pin(fs, queries)
     staging = f"{location}.tmp-{uuid.uuid4().hex[:8]}"
     os.makedirs(staging)
     persisted = None
@@ -306,7 +308,7 @@ def splits_def(value: dict[str, Any] | None, seed: int | None, time_column: str 
     return split_rules.normalize(value, seed, time_column)
 
 
-def _prepare_spine(fs: FeatureStore, spine: DataFrame | Query | None, event_time: str | None, staging: str,
+def _prepare_spine(fs: StoreContext, spine: DataFrame | Query | None, event_time: str | None, staging: str,
                    commits: dict[str, str | None]) -> tuple[dict[str, Any] | None, DataFrame | None]:
     """Freeze the spine: a DataFrame is copied next to the data; a query is pinned to its commits."""
     if spine is None:
@@ -314,7 +316,7 @@ def _prepare_spine(fs: FeatureStore, spine: DataFrame | Query | None, event_time
             raise TrainingDatasetError("spine_event_time given without a spine")
         return None, None
     if isinstance(spine, Query):
-        (pinned,), spine_commits = _pin([spine])
+        (pinned,), spine_commits = _pin(fs, [spine])
         for key, commit in spine_commits.items():
             commits.setdefault(key, commit)
         event_time = event_time or spine.feature_group.event_time
@@ -331,3 +333,12 @@ def _prepare_spine(fs: FeatureStore, spine: DataFrame | Query | None, event_time
     spine.write.parquet(path)
     # read back what was stored: the dataset is built from exactly the rows recreate() will use
     return {"kind": "stored", "event_time": event_time, "columns": spine.columns}, fs.spark.read.parquet(path)
+
+
+def get_training_dataset(ctx: StoreContext, name: str, version: int | None = None) -> TrainingDataset:
+    """A training dataset version (None = the latest); an error naming it if absent."""
+    record = ctx.registry.find_training_dataset(ctx.id, name, version)
+    if record is None:
+        which = f"version {version}" if version is not None else "any version"
+        raise TrainingDatasetError(f"training dataset '{name}' ({which}) not found in feature store '{ctx.name}'")
+    return TrainingDataset(ctx, record)

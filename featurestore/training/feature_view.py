@@ -17,12 +17,14 @@ from pyspark.sql import DataFrame
 
 from featurestore.errors import FeatureStoreError
 from featurestore.names import check_name
-from featurestore.query.planner import point_in_time
+from featurestore.online.serving import normalize_target
+from featurestore.query.planner import point_in_time, resolve_features
 from featurestore.query.query import Query
+from featurestore.training.dataset import TrainingDataset, get_training_dataset
+from featurestore.training.dataset import create as create_dataset
 
 if TYPE_CHECKING:
-    from featurestore.feature_store import FeatureStore
-    from featurestore.training.dataset import TrainingDataset
+    from featurestore.model.protocols import StoreContext
 
 
 class FeatureViewError(FeatureStoreError, ValueError):
@@ -32,7 +34,7 @@ class FeatureViewError(FeatureStoreError, ValueError):
 class FeatureView:
     """One version of a feature view (immutable: a changed query is a new version)."""
 
-    def __init__(self, fs: FeatureStore, record: dict[str, Any]) -> None:
+    def __init__(self, fs: StoreContext, record: dict[str, Any]) -> None:
         self._fs = fs
         self._record = record
         self._targets: list[tuple[Any, list[str], dict[str, str]]] | None = None  # serving lookups, built once
@@ -96,9 +98,7 @@ class FeatureView:
                                 ) -> TrainingDataset:
         """Materialize a training dataset of this view, named ``<view>_v<version>`` and numbered per view
         (see ``FeatureStore.create_training_dataset`` for the options); the dataset records the view."""
-        from featurestore.training.dataset import create
-
-        return create(self._fs, self.dataset_name, version, query=self.query, spine=spine,
+        return create_dataset(self._fs, self.dataset_name, version, query=self.query, spine=spine,
                       spine_event_time=spine_event_time, label=self.labels, data_format=data_format, splits=splits,
                       seed=seed, description=description, ttl=ttl, as_known_at_spine_time=as_known_at_spine_time,
                       feature_view={"name": self.name, "version": self.version})
@@ -110,11 +110,12 @@ class FeatureView:
 
     def get_training_datasets(self) -> list[TrainingDataset]:
         """The training datasets cut from this view, by version."""
-        return self._fs.get_training_datasets(self.dataset_name)
+        return [TrainingDataset(self._fs, r)
+                for r in self._fs.registry.list_training_datasets(self._fs.id, self.dataset_name)]
 
     def get_training_dataset(self, version: int | None = None) -> TrainingDataset:
         """One training dataset of this view (None = the latest)."""
-        return self._fs.get_training_dataset(self.dataset_name, version)
+        return get_training_dataset(self._fs, self.dataset_name, version)
 
     # -- online ------------------------------------------------------------------------------
     def get_feature_vector(self, entry: dict[str, Any], as_dict: bool = False,
@@ -131,7 +132,7 @@ class FeatureView:
             targets = [(p.feature_group, [src for src, out in p.features if out not in labels],
                         {src: out for src, out in p.features}) for p in self.query.parts()]
             self._targets = [t for t in targets if t[1]]
-        vectors = self._fs.get_feature_vectors(self._targets, entries, on_missing=on_missing)
+        vectors = self._fs.online_server.vectors(normalize_target(self._targets), entries, on_missing)
         features = self.features
         missing = [f for f in features if vectors and f not in vectors[0]]
         if missing:
@@ -146,7 +147,7 @@ class FeatureView:
         self._fs.registry.delete_feature_view(self.id)
 
 
-def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Query | None = None,
+def create(fs: StoreContext, name: str, version: int | None = None, *, query: Query | None = None,
            features: list[str] | None = None, labels: list[str] | str | None = None,
            description: str = "") -> FeatureView:
     """Register a feature view version (see ``FeatureStore.create_feature_view``)."""
@@ -156,7 +157,7 @@ def create(fs: FeatureStore, name: str, version: int | None = None, *, query: Qu
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise FeatureViewError(f"feature view '{name}': version must be a positive integer, got {version!r}")
     if query is None:
-        query = fs.get_features(list(features or []))
+        query = resolve_features(fs, list(features or []))
     if not isinstance(query, Query):
         raise FeatureViewError(f"feature view '{name}': query must be a Query (fg.select(...)), "
                                f"got {type(query).__name__}")

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from featurestore.errors import FeatureStoreError
-from featurestore.names import check_name
+from featurestore.names import check_name, spark_column
 
 BUCKETS = 1_000_000
 
@@ -79,7 +79,7 @@ def split_column(df: DataFrame, definition: dict[str, Any]) -> Column:
     """The split name of each row (null: in no time range)."""
     if definition["type"] == "random":
         # hash of the row's values (not its position): the same rows land in the same split on every run
-        hashable = [F.col(f"`{f.name}`") for f in df.schema.fields if not isinstance(f.dataType, T.MapType)]
+        hashable = [spark_column(f.name) for f in df.schema.fields if not isinstance(f.dataType, T.MapType)]
         bucket = F.pmod(F.xxhash64(F.lit(definition["seed"]), *hashable), F.lit(BUCKETS))
         expr, upper = None, 0.0
         names = list(definition["fractions"])
@@ -91,7 +91,7 @@ def split_column(df: DataFrame, definition: dict[str, Any]) -> Column:
         return expr
     column = definition["column"]
     t = df.schema[column].dataType
-    value = F.col(f"`{column}`")
+    value = spark_column(column)
     if isinstance(t, T.LongType | T.IntegerType):
         value = F.timestamp_seconds(value)
     elif not isinstance(t, T.TimestampType):

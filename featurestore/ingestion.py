@@ -1,0 +1,219 @@
+"""Writes into a feature group: check, validate, commit, record, write through to the online store.
+
+The pipeline of ``fg.insert`` / ``fg.delete_records`` / streaming micro-batches, below the facades:
+it takes a :class:`~featurestore.model.StoreContext` and a record, goes down to the quality gate,
+the offline table and the online store, and never back up. The input DataFrame is evaluated once:
+it is persisted (spilling to disk) for validation, the write and the commit statistics, and
+unpersisted after. The offline timeline is read once per operation, after the commit, and that one
+commit list feeds the registry's commit log and the online write-through.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from featurestore import offline, provenance
+from featurestore.errors import FeatureGroupError
+from featurestore.model.protocols import StoreContext
+from featurestore.model.records import (
+    EVENT_TIME_TYPES,
+    CommitInfo,
+    FeatureGroupRecord,
+    WriteResult,
+    features_from_schema,
+)
+from featurestore.names import spark_column
+from featurestore.online import sync as online_sync
+from featurestore.online.types import OnlineStoreError
+from featurestore.quality import gate
+
+log = logging.getLogger(__name__)
+
+INSERT_OPERATIONS = ("upsert", "insert", "bulk_insert", "insert_overwrite", "insert_overwrite_table")
+STORAGES = (None, "offline", "online")
+
+
+def check_input(record: FeatureGroupRecord, df: DataFrame) -> T.StructType | None:
+    """Check ``df`` against the feature group; returns the evolved schema if the write changes it."""
+    cols = set(df.columns)
+    for role, names in (("primary key", record.primary_key), ("partition key", record.partition_key),
+                        ("event time", [record.event_time] if record.event_time else [])):
+        missing = [c for c in names if c not in cols]
+        if missing:
+            raise FeatureGroupError(f"{role} column(s) {', '.join(repr(c) for c in missing)} missing from the "
+                                    f"data of feature group {record.label} (columns: {', '.join(df.columns)})")
+    if record.event_time and not isinstance(df.schema[record.event_time].dataType, EVENT_TIME_TYPES):
+        raise FeatureGroupError(f"event time column '{record.event_time}' must be a timestamp, date or long, got "
+                                f"{df.schema[record.event_time].dataType.simpleString()}")
+    registered = {f.name: f for f in record.features}
+    if not registered:
+        return df.schema
+    incoming = {f.name: f for f in df.schema.fields}
+    missing = [n for n in registered if n not in incoming]
+    changed = [f"'{n}' ({registered[n].data_type.simpleString()} -> {incoming[n].dataType.simpleString()})"
+               for n in registered if n in incoming
+               and incoming[n].dataType.simpleString() != registered[n].data_type.simpleString()]
+    if missing or changed:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(repr(n) for n in missing))
+        if changed:
+            parts.append("changed type " + ", ".join(changed))
+        raise FeatureGroupError(f"the data does not match feature group {record.label}: " + "; ".join(parts)
+                                + " (versions are immutable in keys and types; new nullable columns are allowed)")
+    added = [f for f in df.schema.fields if f.name not in registered]
+    if added:
+        return T.StructType([T.StructField(n, registered[n].data_type, True) for n in registered] + added)
+    return None
+
+
+def _in_feature_order(record: FeatureGroupRecord, df: DataFrame) -> DataFrame:
+    registered = record.feature_names
+    order = registered + [c for c in df.columns if c not in registered]
+    return df.select(*[spark_column(c) for c in order])
+
+
+def insert(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, operation: str = "upsert",
+           write_options: dict[str, Any] | None = None, storage: str | None = None,
+           validation_options: dict[str, Any] | None = None,
+           commit_metadata: dict[str, str] | None = None) -> tuple[WriteResult, FeatureGroupRecord]:
+    """Validate and write ``df`` as one commit; returns the result and the (possibly evolved) record.
+
+    See ``FeatureGroup.insert`` for the arguments; ``commit_metadata`` is kept with the commit
+    (streaming records its query id and batch id there).
+    """
+    if operation not in INSERT_OPERATIONS:
+        raise FeatureGroupError(f"unknown operation {operation!r} for insert; use {', '.join(INSERT_OPERATIONS)}")
+    if storage not in STORAGES:
+        raise FeatureGroupError(f"unknown storage {storage!r}; use None (both), 'offline' or 'online'")
+    if storage == "online" and not record.online_enabled:
+        raise FeatureGroupError(f"feature group {record.label} is not online-enabled; storage='online' needs "
+                                "online_enabled=True")
+    evolved = check_input(record, df)
+    # Validation, the write and the statistics each run a job over the batch: a non-deterministic or
+    # expensive source must give them the same rows, computed once.
+    batch = _in_feature_order(record, df).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        validation = gate.validate_before_write(ctx, record, batch, validation_options)
+        if storage == "online":
+            online = online_sync.write_batch(ctx, record, batch)
+            return WriteResult(None, operation, storage="online", validation=validation,
+                               details={"online": online}), record
+        prov = provenance.capture()
+        table = offline.open_table(ctx, record)
+        outcome = table.write(batch, operation, {**provenance.commit_metadata(prov), **(commit_metadata or {})},
+                              write_options)
+        if evolved is not None:
+            record = _register_schema(ctx, record, evolved)
+            table = offline.open_table(ctx, record)
+        commits = sync_commits(ctx, record, table)
+        if outcome.commit_id is None:
+            return WriteResult(None, operation, storage="offline", validation=validation), record
+        _record_provenance(ctx, record, prov, outcome.commit_id)
+        gate.after_commit(ctx, record, batch, outcome.commit_id, validation)
+    finally:
+        batch.unpersist()
+    details: dict[str, Any] = {"files": outcome.files_written, "partitions": list(outcome.partitions)}
+    written = "offline"
+    if storage is None and record.online_enabled:
+        details["online"] = _write_through(ctx, record, outcome.commit_id, commits)
+        written = "offline+online"
+    return WriteResult(outcome.commit_id, operation, outcome.rows_inserted, outcome.rows_updated,
+                       outcome.rows_deleted, storage=written, validation=validation, details=details), record
+
+
+def delete_records(ctx: StoreContext, record: FeatureGroupRecord, keys_df: DataFrame) -> WriteResult:
+    """Delete the rows whose primary key (and partition key) appear in ``keys_df``, offline and online."""
+    needed = list(record.primary_key) + list(record.partition_key)
+    missing = [c for c in needed if c not in keys_df.columns]
+    if missing:
+        raise FeatureGroupError(f"delete_records needs column(s) {', '.join(repr(c) for c in missing)}")
+    table = offline.open_table(ctx, record)
+    if not table.exists():
+        return WriteResult(None, "delete")
+    keys = keys_df.select(*[spark_column(c) for c in needed])
+    prov = provenance.capture()
+    outcome = table.write(keys, "delete", provenance.commit_metadata(prov))
+    sync_commits(ctx, record, table)
+    if outcome.commit_id is None:
+        return WriteResult(None, "delete")
+    _record_provenance(ctx, record, prov, outcome.commit_id)
+    details: dict[str, Any] = {}
+    storage = "offline"
+    if record.online_enabled:
+        # only keys really gone offline (a key given with the wrong partition value stays)
+        pk = [spark_column(k) for k in record.primary_key]
+        gone = keys.select(*pk).join(table.read(as_of=outcome.commit_id).select(*pk), list(record.primary_key),
+                                     "left_anti")
+        details["online"] = {"deleted": online_sync.delete_keys(ctx, record, gone)}
+        storage = "offline+online"
+    return WriteResult(outcome.commit_id, "delete", rows_deleted=outcome.rows_deleted, storage=storage,
+                       details=details)
+
+
+def _register_schema(ctx: StoreContext, record: FeatureGroupRecord, schema: T.StructType) -> FeatureGroupRecord:
+    """Store the features of an evolved (or first) schema; the new record."""
+    descriptions = dict(record.options.get("feature_descriptions") or {})
+    descriptions.update({f.name: f.description for f in record.features if f.description})
+    features = features_from_schema(schema, record.primary_key, record.partition_key, descriptions)
+    row = ctx.registry.update_feature_group(record.id, getpass.getuser(), features=[f.to_dict() for f in features])
+    return FeatureGroupRecord.from_row(row)
+
+
+def _write_through(ctx: StoreContext, record: FeatureGroupRecord, commit_id: str,
+                   commits: list[CommitInfo]) -> dict[str, Any] | None:
+    """Apply the new commit to the online table: its rows read back from the offline table, so the
+    online rows are exactly the offline ones (including keys a replace removed)."""
+    begin = max([c.commit_id for c in commits if c.commit_id < commit_id], default=online_sync.FIRST_INSTANT)
+    try:
+        return online_sync.sync_range(ctx, record, begin, commit_id, commits)
+    except OnlineStoreError as exc:
+        raise OnlineStoreError(f"offline commit {commit_id} of {record.label} succeeded but the online write "
+                               f"failed ({exc}); fs.materialize(fg) catches up") from None
+
+
+def _record_provenance(ctx: StoreContext, record: FeatureGroupRecord, prov: dict[str, Any], commit_id: str) -> None:
+    """Store what produced a commit (script/notebook content once per hash)."""
+    try:
+        provenance.record(ctx.registry, prov, "commit", record.id, commit_id)
+    except Exception as exc:  # noqa: BLE001 - the commit stands; provenance is best effort after it
+        log.warning("provenance of commit %s was not stored: %s", commit_id, exc)
+
+
+# -- the commit log -------------------------------------------------------------------------------
+def _registry_row(commit: CommitInfo) -> dict[str, Any]:
+    return {"commit_id": commit.commit_id, "committed_at": commit.committed_at, "operation": commit.operation,
+            "rows_inserted": commit.rows_inserted, "rows_updated": commit.rows_updated,
+            "rows_deleted": commit.rows_deleted, "details": {"files": commit.files, **dict(commit.metadata)}}
+
+
+def sync_commits(ctx: StoreContext, record: FeatureGroupRecord,
+                 table: offline.OfflineTable | None = None) -> list[CommitInfo]:
+    """Record commits that reached the offline table but not the registry (e.g. after a crash); returns
+    the table's commit list, read once."""
+    table = table or offline.open_table(ctx, record)
+    commits = table.commits()
+    if commits:
+        known = {c["commit_id"] for c in ctx.registry.list_commits(record.id)}
+        for commit in commits:
+            if commit.commit_id not in known:
+                ctx.registry.add_commit(record.id, _registry_row(commit))
+    return commits
+
+
+def commit_log(ctx: StoreContext, record: FeatureGroupRecord, limit: int | None = None) -> list[dict[str, Any]]:
+    """The commits of a feature group, newest first: the registry's rows plus any commit of the offline
+    table the registry does not have yet (read, not written: writes sync the registry)."""
+    rows = list(ctx.registry.list_commits(record.id))
+    if record.kind == "cached":
+        known = {r["commit_id"] for r in rows}
+        rows += [_registry_row(c) for c in offline.open_table(ctx, record).commits() if c.commit_id not in known]
+    rows.sort(key=lambda r: (r["committed_at"], r["commit_id"]), reverse=True)
+    return rows[:limit] if limit is not None else rows
+
