@@ -12,10 +12,10 @@ import argparse
 import os
 import signal
 
-from featurestore import FeatureStore
+from featurestore import FeatureStore, ingestion
 from featurestore.config import load_config
-from featurestore.feature_group import FeatureGroup
 from featurestore.spark import get_session
+from featurestore.streaming import BATCH_ID_KEY
 
 SCHEMA = "user_id int, clicks long, ts timestamp"
 
@@ -28,16 +28,17 @@ def main() -> None:
     parser.add_argument("--kill-after-commit-of-batch", type=int)
     args = parser.parse_args()
     if args.kill_after_commit_of_batch is not None:
-        original = FeatureGroup.insert
+        original = ingestion.insert
 
-        def insert_then_die(self, df, *a, **kw):
-            result = original(self, df, *a, **kw)
-            batch = (kw.get("write_options") or {}).get("featurestore.commit.metadata.stream.batch_id")
+        def insert_then_die(*a, **kw):
+            result = original(*a, **kw)
+            batch = (kw.get("commit_metadata") or {}).get(BATCH_ID_KEY)
             if batch == str(args.kill_after_commit_of_batch):
                 os.kill(os.getpid(), signal.SIGKILL)
             return result
 
-        FeatureGroup.insert = insert_then_die
+        # the streaming writer calls ingestion.insert through the module, so the patch reaches it
+        ingestion.insert = insert_then_die
     spark = get_session(master="local[1]", config=load_config(environ={}),
                         conf={"spark.sql.shuffle.partitions": "1", "spark.ui.enabled": "false"})
     fs = FeatureStore(load_config(environ={}, overrides={"warehouse": args.warehouse}), spark=spark)

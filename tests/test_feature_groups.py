@@ -12,9 +12,9 @@ from hudi_helpers import hudi_rs, rows_of_arrow, rows_of_spark
 
 import featurestore
 from featurestore import FeatureGroupError, FeatureStore, hudi
-from featurestore.offline import open_table
 from featurestore.config import load_config
 from featurestore.names import NameError_
+from featurestore.offline import open_table
 
 UTC = dt.UTC
 SCHEMA = "user_id int, region string, clicks long, score double, ts timestamp"

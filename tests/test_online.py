@@ -24,6 +24,7 @@ import pytest
 
 from featurestore import FeatureStore
 from featurestore.config import load_config
+from featurestore.offline import open_table
 from featurestore.online import OnlineStoreError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,9 +130,8 @@ def test_full_and_incremental_materialization_equal_offline(spark, tmp_path, bac
     fg.insert(spark.createDataFrame([row(2, "two v2", 2.0, T0 + dt.timedelta(hours=2))], ALL_TYPES),
               storage="offline")
     offline_delete = spark.createDataFrame([(4,)], "uid int")
-    from featurestore import hudi
 
-    hudi.write(offline_delete, fg.location, fg._hudi_options("delete", None))  # offline only: no write-through
+    open_table(fs, fg.record).write(offline_delete, "delete")  # offline only: no write-through
     report = fs.materialize(fg)
     assert (report["rows"], report["deleted"]) == (1, 1)
     expected[2] = expected_vector(row(2, "two v2", 2.0, T0 + dt.timedelta(hours=2)))

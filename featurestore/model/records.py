@@ -74,15 +74,15 @@ class FeatureGroupRecord:
     version: int
     kind: str = "cached"
     description: str = ""
-    primary_key: tuple[str, ...] = ()
+    primary_key: list[str] = field(default_factory=list)
     event_time: str | None = None
-    partition_key: tuple[str, ...] = ()
+    partition_key: list[str] = field(default_factory=list)
     precombine_key: str | None = None
     online_enabled: bool = False
     location: str | None = None
-    features: tuple[Feature, ...] = ()
-    # Registry JSON kept as plain dicts (records travel to executors in closures and must pickle);
-    # use thawed() for a copy to change.
+    features: list[Feature] = field(default_factory=list)
+    # Lists and registry JSON kept as plain lists and dicts (records travel to executors in closures
+    # and must pickle; messages show keys as lists): never change them in place, use thawed() for a copy.
     options: Mapping[str, Any] = field(default_factory=dict)
     connector_id: int | None = None
     table_format: str = "HUDI"
@@ -98,10 +98,10 @@ class FeatureGroupRecord:
         return cls(
             id=int(row["id"]), feature_store_id=int(row["feature_store_id"]), name=row["name"],
             version=int(row["version"]), kind=row.get("kind") or "cached", description=row.get("description") or "",
-            primary_key=tuple(row.get("primary_key") or ()), event_time=row.get("event_time"),
-            partition_key=tuple(row.get("partition_key") or ()), precombine_key=row.get("precombine_key"),
+            primary_key=list(row.get("primary_key") or ()), event_time=row.get("event_time"),
+            partition_key=list(row.get("partition_key") or ()), precombine_key=row.get("precombine_key"),
             online_enabled=bool(row.get("online_enabled")), location=row.get("location"),
-            features=tuple(Feature(**f) for f in row.get("features") or ()),
+            features=[Feature(**f) for f in row.get("features") or ()],
             options=thawed(row.get("options") or {}), connector_id=row.get("connector_id"),
             table_format=row.get("table_format") or "HUDI", engine=row.get("engine") or "native",
             created_at=row.get("created_at"), created_by=row.get("created_by"),

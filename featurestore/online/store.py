@@ -245,7 +245,7 @@ class OnlineStore:
         the Hudi commit time, so replays are idempotent and match Hudi's own merge.
         """
         q, t = self.q, self.table(fg)
-        order = fg.precombine_key if fg.precombine_key in columns else None
+        order = fg.ordering_key if fg.ordering_key in columns else None
         all_cols = columns + [COMMIT_COL]
         values = ", ".join([self.param()] * len(all_cols))
         head = f"INSERT INTO {t} ({', '.join(q(c) for c in all_cols)}) VALUES ({values})"  # noqa: S608 - identifiers checked and quoted

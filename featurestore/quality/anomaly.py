@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from featurestore.quality import analyzers as A
-from featurestore.quality.checks import SuiteError
+from featurestore.quality import analyzers
+from featurestore.quality.errors import SuiteError
 
 
 class _Strategy:
@@ -81,7 +81,7 @@ STRATEGIES = {"RelativeRateOfChange": RelativeRateOfChangeStrategy, "AbsoluteCha
 class AnomalyCheck:
     """A metric checked against its history with a strategy."""
 
-    analyzer: A.Analyzer
+    analyzer: analyzers.Analyzer
     strategy: Any
 
     def evaluate(self, value: Any, history: list[float]) -> tuple[bool, str]:
@@ -115,7 +115,7 @@ def strategy_from_data(data: dict[str, Any] | str) -> Any:
         raise SuiteError(f"anomaly strategy {name}: {exc}") from None
 
 
-def analyzer_to_data(analyzer: A.Analyzer) -> dict[str, Any]:
+def analyzer_to_data(analyzer: analyzers.Analyzer) -> dict[str, Any]:
     """``{"Mean": {"column": "x"}}``."""
     params: dict[str, Any] = {}
     for f in dataclasses.fields(analyzer):
@@ -127,17 +127,17 @@ def analyzer_to_data(analyzer: A.Analyzer) -> dict[str, Any]:
     return {analyzer.name: params}
 
 
-def analyzer_from_data(data: dict[str, Any] | str) -> A.Analyzer:
+def analyzer_from_data(data: dict[str, Any] | str) -> analyzers.Analyzer:
     """An analyzer from ``"Size"`` or ``{"Mean": {"column": "x"}}``."""
     name, params = (data, {}) if isinstance(data, str) else next(iter(data.items()))
-    cls = A.ALL_ANALYZERS.get(name)
+    cls = analyzers.ALL_ANALYZERS.get(name)
     if cls is None:
-        raise SuiteError(f"unknown analyzer {name!r}; use one of {', '.join(sorted(A.ALL_ANALYZERS))}")
+        raise SuiteError(f"unknown analyzer {name!r}; use one of {', '.join(sorted(analyzers.ALL_ANALYZERS))}")
     params = dict(params or {})
-    if "columns" in params and issubclass(cls, A.GroupingAnalyzer):
-        params[next(iter(("columns" if cls in (A.Uniqueness, A.Distinctness, A.UniqueValueRatio,
-                                               A.CountDistinct) else "column",)))] = params.pop("columns")
-        if cls in (A.Entropy, A.Histogram):
+    if "columns" in params and issubclass(cls, analyzers.GroupingAnalyzer):
+        params[next(iter(("columns" if cls in (analyzers.Uniqueness, analyzers.Distinctness, analyzers.UniqueValueRatio,
+                                               analyzers.CountDistinct) else "column",)))] = params.pop("columns")
+        if cls in (analyzers.Entropy, analyzers.Histogram):
             cols = params.pop("column")
             params["column"] = cols[0] if isinstance(cols, list) else cols
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}

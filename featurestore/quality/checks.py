@@ -18,12 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from featurestore.errors import FeatureStoreError
-from featurestore.quality import analyzers as A
-
-
-class SuiteError(FeatureStoreError, ValueError):
-    """A check, constraint or suite is malformed; names the constraint and parameter at fault."""
+from featurestore.quality import analyzers
+from featurestore.quality.errors import SuiteError
 
 
 class CheckLevel(enum.StrEnum):
@@ -114,7 +110,7 @@ class Constraint:
 
     method: str
     params: dict[str, Any]
-    analyzer: A.Analyzer | None
+    analyzer: analyzers.Analyzer | None
     assertion: Assertion
     hint: str | None = None
     pick: Callable[[Any], Any] | None = field(default=None, compare=False)
@@ -199,7 +195,7 @@ class Check:
         return f"Check({self.level.value}, {self.description!r}, {len(self.constraints)} constraints)"
 
     # -- building ------------------------------------------------------------------------------
-    def _add(self, method: str, params: dict[str, Any], analyzer: A.Analyzer | None, assertion: Any,
+    def _add(self, method: str, params: dict[str, Any], analyzer: analyzers.Analyzer | None, assertion: Any,
              default_op: str, hint: str | None, pick: Callable[[Any], Any] | None = None,
              anomaly: Any = None) -> Check:
         where = f"check '{self.description}', {method}"
@@ -219,106 +215,109 @@ class Check:
 
     def hasSize(self, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802 - Deequ's names
         """The number of rows satisfies ``assertion`` (a number means ``==``)."""
-        return self._add("hasSize", {}, A.Size(), assertion, "==", hint)
+        return self._add("hasSize", {}, analyzers.Size(), assertion, "==", hint)
 
     def isComplete(self, column: str, hint: str | None = None) -> Check:  # noqa: N802
         """No nulls in ``column``."""
-        return self._add("isComplete", {"column": column}, A.Completeness(column), None, "is_one", hint)
+        return self._add("isComplete", {"column": column}, analyzers.Completeness(column), None, "is_one", hint)
 
     def hasCompleteness(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """The fraction of non-null values satisfies ``assertion`` (a number means ``>=``)."""
-        return self._add("hasCompleteness", {"column": column}, A.Completeness(column), assertion, ">=", hint)
+        return self._add("hasCompleteness", {"column": column}, analyzers.Completeness(column), assertion, ">=", hint)
 
     def areComplete(self, columns: list[str], hint: str | None = None) -> Check:  # noqa: N802
         """No row has a null in any of ``columns``."""
         cols = self._cols(columns, "areComplete")
         predicate = " AND ".join(f"{_quote(c)} IS NOT NULL" for c in cols)
-        analyzer = A.Compliance(f"{','.join(cols)} are complete", predicate, cols)
+        analyzer = analyzers.Compliance(f"{','.join(cols)} are complete", predicate, cols)
         return self._add("areComplete", {"columns": list(cols)}, analyzer, None, "is_one", hint)
 
     def isUnique(self, column: str, hint: str | None = None) -> Check:  # noqa: N802
         """Every non-null value of ``column`` occurs once."""
-        return self._add("isUnique", {"column": column}, A.Uniqueness(column), None, "is_one", hint)
+        return self._add("isUnique", {"column": column}, analyzers.Uniqueness(column), None, "is_one", hint)
 
     def isPrimaryKey(self, column: str | None = None, *more: str, columns: list[str] | None = None,  # noqa: N802
                      hint: str | None = None) -> Check:
         """The combination of the columns is unique: ``isPrimaryKey("a", "b")`` or ``columns=["a", "b"]``."""
         cols = self._cols([c for c in (column, *more) if c is not None] + list(columns or []), "isPrimaryKey")
-        return self._add("isPrimaryKey", {"columns": list(cols)}, A.Uniqueness(cols), None, "is_one", hint)
+        return self._add("isPrimaryKey", {"columns": list(cols)}, analyzers.Uniqueness(cols), None, "is_one", hint)
 
     def hasUniqueness(self, columns: str | list[str], assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Uniqueness of the column(s) satisfies ``assertion`` (number: ``>=``)."""
         cols = self._cols(columns, "hasUniqueness")
-        return self._add("hasUniqueness", {"columns": list(cols)}, A.Uniqueness(cols), assertion, ">=", hint)
+        return self._add("hasUniqueness", {"columns": list(cols)}, analyzers.Uniqueness(cols), assertion, ">=", hint)
 
     def hasDistinctness(self, columns: str | list[str], assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Distinctness of the column(s) satisfies ``assertion`` (number: ``>=``)."""
         cols = self._cols(columns, "hasDistinctness")
-        return self._add("hasDistinctness", {"columns": list(cols)}, A.Distinctness(cols), assertion, ">=", hint)
+        return self._add("hasDistinctness", {"columns": list(cols)}, analyzers.Distinctness(cols),
+                         assertion, ">=", hint)
 
     def hasUniqueValueRatio(self, columns: str | list[str], assertion: Any,  # noqa: N802
                             hint: str | None = None) -> Check:
         """Unique-value ratio of the column(s) satisfies ``assertion`` (number: ``>=``)."""
         cols = self._cols(columns, "hasUniqueValueRatio")
-        return self._add("hasUniqueValueRatio", {"columns": list(cols)}, A.UniqueValueRatio(cols), assertion, ">=",
+        return self._add("hasUniqueValueRatio", {"columns": list(cols)}, analyzers.UniqueValueRatio(cols),
+                         assertion, ">=",
                          hint)
 
     def hasNumberOfDistinctValues(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """The number of histogram bins (null counts as a value, as in Deequ) satisfies ``assertion``
         (number: ``==``)."""
         pick = _bins
-        return self._add("hasNumberOfDistinctValues", {"column": column}, A.Histogram(column), assertion, "==",
+        return self._add("hasNumberOfDistinctValues", {"column": column}, analyzers.Histogram(column), assertion, "==",
                          hint, pick)
 
     def hasEntropy(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Entropy of ``column`` satisfies ``assertion`` (number: ``==``)."""
-        return self._add("hasEntropy", {"column": column}, A.Entropy(column), assertion, "==", hint)
+        return self._add("hasEntropy", {"column": column}, analyzers.Entropy(column), assertion, "==", hint)
 
     def hasMin(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Minimum satisfies ``assertion`` (number: ``>=``)."""
-        return self._add("hasMin", {"column": column}, A.Minimum(column), assertion, ">=", hint)
+        return self._add("hasMin", {"column": column}, analyzers.Minimum(column), assertion, ">=", hint)
 
     def hasMax(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Maximum satisfies ``assertion`` (number: ``<=``)."""
-        return self._add("hasMax", {"column": column}, A.Maximum(column), assertion, "<=", hint)
+        return self._add("hasMax", {"column": column}, analyzers.Maximum(column), assertion, "<=", hint)
 
     def hasMean(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Mean satisfies ``assertion`` (number: ``==``)."""
-        return self._add("hasMean", {"column": column}, A.Mean(column), assertion, "==", hint)
+        return self._add("hasMean", {"column": column}, analyzers.Mean(column), assertion, "==", hint)
 
     def hasSum(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Sum satisfies ``assertion`` (number: ``==``)."""
-        return self._add("hasSum", {"column": column}, A.Sum(column), assertion, "==", hint)
+        return self._add("hasSum", {"column": column}, analyzers.Sum(column), assertion, "==", hint)
 
     def hasStandardDeviation(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Population standard deviation satisfies ``assertion`` (number: ``<=``)."""
-        return self._add("hasStandardDeviation", {"column": column}, A.StandardDeviation(column), assertion, "<=",
+        return self._add("hasStandardDeviation", {"column": column}, analyzers.StandardDeviation(column),
+                         assertion, "<=",
                          hint)
 
     def hasMinLength(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Shortest string length satisfies ``assertion`` (number: ``>=``)."""
-        return self._add("hasMinLength", {"column": column}, A.MinLength(column), assertion, ">=", hint)
+        return self._add("hasMinLength", {"column": column}, analyzers.MinLength(column), assertion, ">=", hint)
 
     def hasMaxLength(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Longest string length satisfies ``assertion`` (number: ``<=``)."""
-        return self._add("hasMaxLength", {"column": column}, A.MaxLength(column), assertion, "<=", hint)
+        return self._add("hasMaxLength", {"column": column}, analyzers.MaxLength(column), assertion, "<=", hint)
 
     def hasApproxQuantile(self, column: str, quantile: float, assertion: Any,  # noqa: N802
                           hint: str | None = None) -> Check:
         """Approximate ``quantile`` satisfies ``assertion`` (number: ``==``)."""
         return self._add("hasApproxQuantile", {"column": column, "quantile": quantile},
-                         A.ApproxQuantile(column, float(quantile)), assertion, "==", hint)
+                         analyzers.ApproxQuantile(column, float(quantile)), assertion, "==", hint)
 
     def hasApproxCountDistinct(self, column: str, assertion: Any, hint: str | None = None) -> Check:  # noqa: N802
         """Approximate distinct count satisfies ``assertion`` (number: ``>=``)."""
-        return self._add("hasApproxCountDistinct", {"column": column}, A.ApproxCountDistinct(column), assertion,
+        return self._add("hasApproxCountDistinct", {"column": column}, analyzers.ApproxCountDistinct(column), assertion,
                          ">=", hint)
 
     def hasCorrelation(self, column_a: str, column_b: str, assertion: Any,  # noqa: N802
                        hint: str | None = None) -> Check:
         """Pearson correlation satisfies ``assertion`` (number: ``>=``)."""
         return self._add("hasCorrelation", {"column_a": column_a, "column_b": column_b},
-                         A.Correlation(column_a, column_b), assertion, ">=", hint)
+                         analyzers.Correlation(column_a, column_b), assertion, ">=", hint)
 
     def hasPattern(self, column: str, pattern: str, assertion: Any = None, name: str | None = None,  # noqa: N802
                    hint: str | None = None) -> Check:
@@ -329,16 +328,16 @@ class Check:
         except re.error as exc:
             raise SuiteError(f"hasPattern({column}): invalid regular expression {pattern!r}: {exc}") from None
         params = {"column": column, "pattern": pattern, **({"name": name} if name else {})}
-        return self._add("hasPattern", params, A.PatternMatch(column, pattern), assertion, "is_one", hint)
+        return self._add("hasPattern", params, analyzers.PatternMatch(column, pattern), assertion, "is_one", hint)
 
     def containsEmail(self, column: str, assertion: Any = None, hint: str | None = None) -> Check:  # noqa: N802
         """The fraction of values containing an e-mail address satisfies ``assertion`` (default: all)."""
-        return self._add("containsEmail", {"column": column}, A.PatternMatch(column, EMAIL_PATTERN), assertion,
+        return self._add("containsEmail", {"column": column}, analyzers.PatternMatch(column, EMAIL_PATTERN), assertion,
                          "is_one", hint)
 
     def containsURL(self, column: str, assertion: Any = None, hint: str | None = None) -> Check:  # noqa: N802
         """The fraction of values containing a URL satisfies ``assertion`` (default: all)."""
-        return self._add("containsURL", {"column": column}, A.PatternMatch(column, URL_PATTERN), assertion,
+        return self._add("containsURL", {"column": column}, analyzers.PatternMatch(column, URL_PATTERN), assertion,
                          "is_one", hint)
 
     def containsCreditCardNumber(self, column: str, assertion: Any = None,  # noqa: N802
@@ -346,7 +345,7 @@ class Check:
         """The fraction of values containing a Visa/MasterCard/Amex/Diners number satisfies ``assertion``
         (default: all; to forbid card numbers use ``"== 0"``)."""
         return self._add("containsCreditCardNumber", {"column": column},
-                         A.PatternMatch(column, CREDIT_CARD_PATTERN), assertion, "is_one", hint)
+                         analyzers.PatternMatch(column, CREDIT_CARD_PATTERN), assertion, "is_one", hint)
 
     def hasDataType(self, column: str, data_type: str, assertion: Any = None, hint: str | None = None) -> Check:  # noqa: N802
         """The ratio of values of ``data_type`` (Null, Fractional, Integral, Boolean, String, Numeric)
@@ -355,20 +354,20 @@ class Check:
         if kind not in DATA_TYPE_NAMES:
             raise SuiteError(f"hasDataType({column}): data_type must be one of {', '.join(DATA_TYPE_NAMES)}, "
                              f"got {data_type!r}")
-        return self._add("hasDataType", {"column": column, "data_type": kind}, A.DataType(column), assertion,
+        return self._add("hasDataType", {"column": column, "data_type": kind}, analyzers.DataType(column), assertion,
                          "is_one", hint, _data_type_ratio(kind))
 
     def isNonNegative(self, column: str, assertion: Any = None, hint: str | None = None) -> Check:  # noqa: N802
         """Values are >= 0 (nulls count as compliant, as in Deequ)."""
         pred = f"COALESCE(CAST({_quote(column)} AS DOUBLE), 0.0) >= 0"
         return self._add("isNonNegative", {"column": column},
-                         A.Compliance(f"{column} is non-negative", pred, (column,)), assertion, "is_one", hint)
+                         analyzers.Compliance(f"{column} is non-negative", pred, (column,)), assertion, "is_one", hint)
 
     def isPositive(self, column: str, assertion: Any = None, hint: str | None = None) -> Check:  # noqa: N802
         """Values are > 0 (nulls count as compliant, as in Deequ)."""
         pred = f"COALESCE(CAST({_quote(column)} AS DOUBLE), 1.0) > 0"
         return self._add("isPositive", {"column": column},
-                         A.Compliance(f"{column} is positive", pred, (column,)), assertion, "is_one", hint)
+                         analyzers.Compliance(f"{column} is positive", pred, (column,)), assertion, "is_one", hint)
 
     def _compare(self, method: str, op: str, column_a: str, column_b: str, assertion: Any,
                  hint: str | None) -> Check:
@@ -376,7 +375,7 @@ class Check:
         words = {"<": "less than", "<=": "less than or equal to", ">": "greater than",
                  ">=": "greater than or equal to"}[op]
         return self._add(method, {"column_a": column_a, "column_b": column_b},
-                         A.Compliance(f"{column_a} is {words} {column_b}", pred, (column_a, column_b)),
+                         analyzers.Compliance(f"{column_a} is {words} {column_b}", pred, (column_a, column_b)),
                          assertion, "is_one", hint)
 
     def isLessThan(self, column_a: str, column_b: str, assertion: Any = None, hint: str | None = None) -> Check:  # noqa: N802
@@ -425,20 +424,22 @@ class Check:
             if not include_upper_bound:
                 params["include_upper_bound"] = False
             name = f"{column} between {lower_bound} and {upper_bound}"
-        return self._add("isContainedIn", params, A.Compliance(name, pred, (column,)), assertion, "is_one", hint)
+        return self._add("isContainedIn", params, analyzers.Compliance(name, pred, (column,)),
+                         assertion, "is_one", hint)
 
     def satisfies(self, sql: str, name: str, assertion: Any = None, hint: str | None = None) -> Check:
         """The fraction of rows satisfying the SQL predicate ``sql`` satisfies ``assertion`` (default: all)."""
         if not sql or not name:
             raise SuiteError("satisfies: needs a SQL predicate and a name")
-        return self._add("satisfies", {"sql": sql, "name": name}, A.Compliance(name, sql), assertion, "is_one", hint)
+        return self._add("satisfies", {"sql": sql, "name": name}, analyzers.Compliance(name, sql),
+                         assertion, "is_one", hint)
 
     def isNewestPointNonAnomalous(self, analyzer: Any, strategy: Any, hint: str | None = None) -> Check:  # noqa: N802
         """The metric of ``analyzer`` on the new data is not an anomaly relative to the feature group's
         metric history, by ``strategy`` (see :mod:`featurestore.quality.anomaly`)."""
         from featurestore.quality.anomaly import AnomalyCheck, analyzer_from_data, strategy_from_data
 
-        made = analyzer if isinstance(analyzer, A.Analyzer) else analyzer_from_data(analyzer)
+        made = analyzer if isinstance(analyzer, analyzers.Analyzer) else analyzer_from_data(analyzer)
         strat = strategy_from_data(strategy) if isinstance(strategy, dict | str) else strategy
         params = {"analyzer": AnalyzerRef(made), "strategy": strat}
         check = AnomalyCheck(made, strat)
@@ -486,7 +487,7 @@ class Check:
 class AnalyzerRef:
     """An analyzer as a constraint parameter (serializes as ``{Name: {params}}``)."""
 
-    analyzer: A.Analyzer
+    analyzer: analyzers.Analyzer
 
     def __str__(self) -> str:
         return self.analyzer.key

@@ -19,7 +19,7 @@ from featurestore.alerts import send_alert
 from featurestore.errors import FeatureGroupError
 from featurestore.model.protocols import StoreContext
 from featurestore.model.records import FeatureGroupRecord
-from featurestore.quality.checks import SuiteError
+from featurestore.quality.errors import SuiteError
 from featurestore.quality.statistics import compute_statistics, scan_analyzers, statistics_config
 from featurestore.quality.suite import ExpectationSuite, ValidationError, ValidationReport, verify
 

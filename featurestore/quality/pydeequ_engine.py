@@ -12,7 +12,8 @@ from typing import Any
 from pyspark.sql import DataFrame
 
 from featurestore.errors import FeatureStoreError
-from featurestore.quality.suite import ConstraintResult, ExpectationSuite, ValidationReport
+from featurestore.quality.checks import Check
+from featurestore.quality.results import ConstraintResult, ValidationReport
 
 # Methods whose pydeequ signature is (column(s), assertion, hint) or (column, hint).
 _SAME_NAME = {"hasSize", "isComplete", "hasCompleteness", "areComplete", "isUnique", "hasUniqueness",
@@ -22,8 +23,8 @@ _SAME_NAME = {"hasSize", "isComplete", "hasCompleteness", "areComplete", "isUniq
               "isPositive", "isLessThan", "isGreaterThanOrEqualTo", "isContainedIn", "satisfies", "isPrimaryKey"}
 
 
-def verify_with_pydeequ(spark: Any, df: DataFrame, suite: ExpectationSuite) -> ValidationReport:
-    """Run ``suite`` with pydeequ's VerificationSuite."""
+def verify_with_pydeequ(spark: Any, df: DataFrame, checks: list[Check], suite_name: str) -> ValidationReport:
+    """Run the checks of suite ``suite_name`` with pydeequ's VerificationSuite."""
     try:
         from pydeequ.checks import Check as DeequCheck
         from pydeequ.checks import CheckLevel as DeequLevel
@@ -32,7 +33,7 @@ def verify_with_pydeequ(spark: Any, df: DataFrame, suite: ExpectationSuite) -> V
         raise FeatureStoreError("engine='pydeequ' needs the pydeequ package (pip install '.[jvm]') and a Deequ "
                                 "jar on the Spark classpath") from exc
     run = VerificationSuite(spark).onData(df)
-    for check in suite.checks:
+    for check in checks:
         dc = DeequCheck(spark, DeequLevel.Error if check.level.value == "Error" else DeequLevel.Warning,
                         check.description)
         for c in check.constraints:
@@ -51,4 +52,4 @@ def verify_with_pydeequ(spark: Any, df: DataFrame, suite: ExpectationSuite) -> V
                                 status=r["constraint_status"], metric=None, value=None,
                                 message=r["constraint_message"] or None) for r in rows]
     status = result.status
-    return ValidationReport(status, suite.name, results, {}, None)
+    return ValidationReport(status, suite_name, results, {}, None)

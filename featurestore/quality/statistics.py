@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore.quality import analyzers as A
+from featurestore.quality import analyzers
 from featurestore.quality.engine import run_analyzers
 
 DEFAULT_CONFIG: dict[str, Any] = {"enabled": True, "histograms": False, "correlations": False,
@@ -35,7 +35,7 @@ def statistics_config(config: Mapping[str, Any] | bool | None) -> dict[str, Any]
     merged = dict(DEFAULT_CONFIG)
     unknown = set(config or {}) - set(DEFAULT_CONFIG)
     if unknown:
-        from featurestore.quality.checks import SuiteError
+        from featurestore.quality.errors import SuiteError
 
         raise SuiteError(f"statistics_config: unknown key(s) {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(DEFAULT_CONFIG)}")
@@ -49,27 +49,28 @@ def _columns(df: DataFrame, config: Mapping[str, Any]) -> list[T.StructField]:
     if wanted:
         missing = set(wanted) - {f.name for f in fields}
         if missing:
-            from featurestore.quality.checks import SuiteError
+            from featurestore.quality.errors import SuiteError
 
             raise SuiteError(f"statistics_config.columns: no column(s) {', '.join(sorted(missing))}")
         fields = [f for f in fields if f.name in wanted]
     return [f for f in fields if isinstance(f.dataType, T.AtomicType)]
 
 
-def scan_analyzers(df: DataFrame, config: Mapping[str, Any]) -> list[A.Analyzer]:
+def scan_analyzers(df: DataFrame, config: Mapping[str, Any]) -> list[analyzers.Analyzer]:
     """The scan analyzers statistics need (shared with a validation run)."""
-    out: list[A.Analyzer] = [A.Size()]
+    out: list[analyzers.Analyzer] = [analyzers.Size()]
     numeric = []
     for f in _columns(df, config):
-        out += [A.Completeness(f.name), A.ApproxCountDistinct(f.name)]
-        if isinstance(f.dataType, A.NUMERIC_TYPES):
+        out += [analyzers.Completeness(f.name), analyzers.ApproxCountDistinct(f.name)]
+        if isinstance(f.dataType, analyzers.NUMERIC_TYPES):
             numeric.append(f.name)
-            out += [A.Minimum(f.name), A.Maximum(f.name), A.Mean(f.name), A.StandardDeviation(f.name),
-                    A.ApproxQuantiles(f.name, QUANTILES)]
+            out += [analyzers.Minimum(f.name), analyzers.Maximum(f.name), analyzers.Mean(f.name),
+                    analyzers.StandardDeviation(f.name),
+                    analyzers.ApproxQuantiles(f.name, QUANTILES)]
         elif isinstance(f.dataType, T.StringType):
-            out += [A.MinLength(f.name), A.MaxLength(f.name)]
+            out += [analyzers.MinLength(f.name), analyzers.MaxLength(f.name)]
     if config.get("correlations"):
-        out += [A.Correlation(a, b) for i, a in enumerate(numeric) for b in numeric[i + 1:]]
+        out += [analyzers.Correlation(a, b) for i, a in enumerate(numeric) for b in numeric[i + 1:]]
     return out
 
 
@@ -81,9 +82,9 @@ def compute_statistics(df: DataFrame, config: Mapping[str, Any] | None = None,
     reused instead of scanning again.
     """
     cfg = statistics_config(config)
-    analyzers = scan_analyzers(df, cfg)
+    scan = scan_analyzers(df, cfg)
     known = dict(metrics or {})
-    todo = [a for a in analyzers if a.key not in known]
+    todo = [a for a in scan if a.key not in known]
     if todo:
         for analyzer, metric in run_analyzers(df, todo).items():
             known[analyzer.key] = metric.value if metric.success else None
@@ -94,8 +95,8 @@ def compute_statistics(df: DataFrame, config: Mapping[str, Any] | None = None,
         entry: dict[str, Any] = {"type": f.dataType.simpleString(), "count": known.get("Size()"),
                                  "completeness": known.get(f"Completeness({c})"),
                                  "approx_distinct": known.get(f"ApproxCountDistinct({c})")}
-        if isinstance(f.dataType, A.NUMERIC_TYPES):
-            q = known.get(A.ApproxQuantiles(c, QUANTILES).key) or {}
+        if isinstance(f.dataType, analyzers.NUMERIC_TYPES):
+            q = known.get(analyzers.ApproxQuantiles(c, QUANTILES).key) or {}
             entry.update({"min": known.get(f"Minimum({c})"), "max": known.get(f"Maximum({c})"),
                           "mean": known.get(f"Mean({c})"), "stddev": known.get(f"StandardDeviation({c})"),
                           "quantiles": q, "kind": "numeric"})
@@ -115,7 +116,7 @@ def compute_statistics(df: DataFrame, config: Mapping[str, Any] | None = None,
     if cfg.get("correlations"):
         numeric = [f.name for f in fields if columns[f.name]["kind"] == "numeric"]
         out["correlations"] = {
-            a: {b: _clean(1.0 if a == b else known.get(A.Correlation(*sorted_pair(a, b, numeric)).key))
+            a: {b: _clean(1.0 if a == b else known.get(analyzers.Correlation(*sorted_pair(a, b, numeric)).key))
                 for b in numeric}
             for a in numeric}
     return out
@@ -134,7 +135,7 @@ def _numeric_histograms(df: DataFrame, columns: dict[str, dict[str, Any]]) -> No
         if entry["kind"] != "numeric" or lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
             continue
         width = (hi - lo) / HISTOGRAM_BINS if hi > lo else 1.0
-        x = A.col(name).cast("double")
+        x = analyzers.col(name).cast("double")
         bucket = F.least(F.floor((x - F.lit(lo)) / F.lit(width)), F.lit(HISTOGRAM_BINS - 1)) if hi > lo else F.lit(0)
         valid = x.isNotNull() & ~F.isnan(x) & (x >= lo) & (x <= hi)
         bins = HISTOGRAM_BINS if hi > lo else 1
@@ -154,7 +155,8 @@ def _numeric_histograms(df: DataFrame, columns: dict[str, dict[str, Any]]) -> No
 def _frequency_stats(df: DataFrame, columns: dict[str, dict[str, Any]], names: list[str], top: bool,
                      exact: bool) -> None:
     """One group-by over (column, value) pairs of all ``names``: top values and exact distinct/unique."""
-    pairs = F.explode(F.array(*[F.struct(F.lit(n).alias("c"), A.col(n).cast("string").alias("v")) for n in names]))
+    pairs = F.explode(F.array(*[F.struct(F.lit(n).alias("c"), analyzers.col(n).cast("string").alias("v"))
+                                for n in names]))
     freq = (df.select(pairs.alias("p")).select("p.c", "p.v").where(F.col("v").isNotNull())
             .groupBy("c", "v").agg(F.count(F.lit(1)).alias("n")))
     ranked = freq.withColumn("r", F.row_number().over(Window.partitionBy("c").orderBy(F.col("n").desc(),

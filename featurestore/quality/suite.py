@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pyspark.sql import DataFrame
 
-from featurestore.errors import FeatureStoreError
 from featurestore.quality.analyzers import Metric
 from featurestore.quality.checks import Check, CheckLevel, Constraint, SuiteError
 from featurestore.quality.engine import run_analyzers
-
-SUCCESS, WARNING, ERROR = "Success", "Warning", "Error"
+from featurestore.quality.results import (  # noqa: F401 - re-exported: the suite's results
+    ERROR,
+    SUCCESS,
+    WARNING,
+    ConstraintResult,
+    ValidationError,
+    ValidationReport,
+    describe_failure,
+    jsonable,
+)
 
 
 class ExpectationSuite:
@@ -83,96 +88,6 @@ def as_suite(suite: ExpectationSuite | Check | Iterable[Check] | str | os.PathLi
     return ExpectationSuite(list(suite))
 
 
-@dataclass
-class ConstraintResult:
-    """The outcome of one constraint."""
-
-    check: str
-    level: str
-    constraint: str
-    status: str  # Success | Failure
-    metric: str | None
-    value: Any
-    message: str | None = None
-    hint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"check": self.check, "level": self.level, "constraint": self.constraint, "status": self.status,
-                "metric": self.metric, "value": _jsonable(self.value), "message": self.message, "hint": self.hint}
-
-
-def _jsonable(value: Any) -> Any:
-    return Metric("", "", "", value).to_dict()["value"]
-
-
-@dataclass
-class ValidationReport:
-    """What a verification run found: overall status, per-constraint results, and every metric."""
-
-    status: str
-    suite: str
-    results: list[ConstraintResult]
-    metrics: dict[str, Any]
-    rows: int | None = None
-    validated_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
-    id: int | None = None
-    commit_id: str | None = None
-    outcome: str | None = None  # accepted | rejected | dry_run
-    policy: str | None = None
-    save: bool = field(default=True, repr=False)  # store in the registry after the commit
-
-    @property
-    def success(self) -> bool:
-        """True unless an Error-level constraint failed."""
-        return self.status != ERROR
-
-    @property
-    def failures(self) -> list[ConstraintResult]:
-        """Every failed constraint (Error and Warning level)."""
-        return [r for r in self.results if r.status != "Success"]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (stored in the registry)."""
-        return {"status": self.status, "suite": self.suite, "rows": self.rows, "validated_at": self.validated_at,
-                "results": [r.to_dict() for r in self.results], "metrics": {k: _jsonable(v)
-                                                                            for k, v in self.metrics.items()}}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **extra: Any) -> ValidationReport:
-        """Rebuild from the stored JSON form."""
-        return cls(data["status"], data["suite"], [ConstraintResult(**r) for r in data["results"]], data["metrics"],
-                   data.get("rows"), data.get("validated_at", ""), **extra)
-
-    def __str__(self) -> str:
-        lines = [f"Validation {self.status}: suite '{self.suite}', {self.rows} rows, "
-                 f"{len(self.results) - len(self.failures)}/{len(self.results)} constraints passed"]
-        for r in self.failures:
-            lines.append("  " + describe_failure(r))
-        return "\n".join(lines)
-
-
-def describe_failure(r: ConstraintResult) -> str:
-    """One line: level, check, constraint, value, message and hint."""
-    text = f"[{r.level}] {r.check}: {r.constraint} - value {_jsonable(r.value)!r}"
-    if r.message:
-        text += f" ({r.message})"
-    if r.hint:
-        text += f" - hint: {r.hint}"
-    return text
-
-
-class ValidationError(FeatureStoreError):
-    """A STRICT suite rejected the data; ``report`` has every result."""
-
-    def __init__(self, report: ValidationReport, target: str = "the data") -> None:
-        self.report = report
-        failed = [r for r in report.failures if r.level == CheckLevel.Error.value]
-        lines = [f"validation rejected {target}: {len(failed)} Error-level constraint(s) failed; nothing was written"]
-        lines += ["  " + describe_failure(r) for r in report.failures]
-        super().__init__("\n".join(lines))
-
-
 HistoryLookup = Callable[[str], list[float]]
 
 
@@ -192,7 +107,7 @@ def verify(df: DataFrame, suite: ExpectationSuite | Iterable[Check] | Check | st
     if engine == "pydeequ":
         from featurestore.quality.pydeequ_engine import verify_with_pydeequ
 
-        return verify_with_pydeequ(df.sparkSession, df, made)
+        return verify_with_pydeequ(df.sparkSession, df, made.checks, made.name)
     if engine != "native":
         raise SuiteError(f"unknown validation engine {engine!r}; use 'native' or 'pydeequ'")
     constraints: list[tuple[Check, Constraint]] = [(c, k) for c in made.checks for k in c.constraints]
@@ -232,6 +147,6 @@ def _evaluate(check: Check, constraint: Constraint, metrics: dict[Any, Metric],
         ok = constraint.assertion(picked)
     except Exception as exc:  # noqa: BLE001 - a user's assertion raising is a failed constraint
         return ConstraintResult(status="Failure", value=value, message=f"Can't execute the assertion: {exc}", **base)
-    message = None if ok else (f"Value: {_jsonable(picked)} does not meet the constraint requirement "
+    message = None if ok else (f"Value: {jsonable(picked)} does not meet the constraint requirement "
                                f"({constraint.assertion.describe()})")
     return ConstraintResult(status="Success" if ok else "Failure", value=picked, message=message, **base)
