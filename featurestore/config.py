@@ -28,8 +28,10 @@ import yaml
 from featurestore.errors import ConfigError
 
 ENV_PREFIX = "FEATURESTORE_"
-# Environment variables with the prefix that are not configuration keys.
-NON_KEY_ENV = {"FEATURESTORE_CONFIG", "FEATURESTORE_DEV_DB_DIR"}
+# Environment variables with the prefix that are not configuration keys (FEATURESTORE_HOME: the
+# repository folder featurestore.spark finds pom.xml, jars/ and conf/ in; FEATURESTORE_LOG_LEVEL:
+# the driver's log level under ./spark-submit.sh).
+NON_KEY_ENV = {"FEATURESTORE_CONFIG", "FEATURESTORE_DEV_DB_DIR", "FEATURESTORE_HOME", "FEATURESTORE_LOG_LEVEL"}
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,10 @@ SCHEMA: dict[str, Any] = {
         "master": _s(str, "local[*]", "Spark master URL used by get_session()."),
         "app_name": _s(str, "featurestore", "Spark application name."),
         "shuffle_partitions": _s(int, 8, "spark.sql.shuffle.partitions."),
-        "jdbc_jar": _s(str, "/usr/share/java/mariadb-java-client.jar", "MariaDB Connector/J jar."),
+        "jars_dir": _s((str, NONE), None, "Folder of the JVM jars that ./bootstrap.sh fetches (pom.xml); "
+                       "null = jars/ in the repository."),
+        "jdbc_jar": _s((str, NONE), None, "MariaDB Connector/J jar in place of the jars folder's; "
+                       "null = the jars folder's."),
         "ui": _s(bool, False, "Start the Spark web UI."),
         "conf": _s(dict, {}, "Extra Spark properties, applied last."),
     },
