@@ -258,3 +258,28 @@ def test_ingest_job_on_cluster(spark, tmp_path, cluster):
     assert missing.returncode == 1
     assert ("ingest: error: feature group 'nope' does not exist and there is no definition at "
             "conf/feature_groups/nope.yaml") in missing.stdout + missing.stderr
+
+
+def test_migration_7_records_format_and_engine_of_existing_feature_groups(spark, tmp_path, registry_url):
+    from sqlalchemy import text
+
+    from featurestore.registry import Registry
+
+    fs = store(spark, tmp_path, registry_url)
+    fs.create_feature_group("legacy", primary_key=["id"])
+    assert fs.registry.schema_version() >= 7
+    # make the database as it was at migration 6: the two columns gone, version 7 not applied
+    with fs.registry.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE feature_groups DROP COLUMN table_format"))
+        conn.execute(text("ALTER TABLE feature_groups DROP COLUMN engine"))
+        conn.execute(text("DELETE FROM registry_schema_version WHERE version >= 7"))
+    fs.close()
+    upgraded = Registry(registry_url)
+    try:
+        assert upgraded.schema_version() >= 7
+        row = upgraded.find_feature_group(fs.id, "legacy", 1)
+        assert (row["table_format"], row["engine"]) == ("HUDI", "native")
+    finally:
+        upgraded.engine.dispose()
+    reopened = store(spark, tmp_path, registry_url).get_feature_group("legacy", 1)
+    assert (reopened.record.table_format, reopened.record.engine) == ("HUDI", "native")

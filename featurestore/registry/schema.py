@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     inspect,
+    text,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
@@ -82,6 +83,9 @@ feature_groups = Table(
     Column("created_by", String(255), nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("updated_by", String(255), nullable=False),
+    # migration 7: the offline table's format and the engine that writes it (HUDI/native before)
+    Column("table_format", String(16), nullable=False, server_default="HUDI"),
+    Column("engine", String(16), nullable=False, server_default="native"),
     UniqueConstraint("feature_store_id", "name", "version", name="uq_feature_group_version"),
 )
 
@@ -262,6 +266,18 @@ provenance = Table(
 PROVENANCE_TABLES: tuple[Table, ...] = (code_contents, provenance)
 
 
+def _add_offline_format_columns(conn: Connection) -> None:
+    """Migration 7: ``table_format`` and ``engine`` of every feature group; existing rows are the
+    native Hudi engine's (the only one before). A fresh database has them from migration 1."""
+    existing = {c["name"] for c in inspect(conn).get_columns(feature_groups.name)}
+    for column in (feature_groups.c.table_format, feature_groups.c.engine):
+        if column.name not in existing:
+            default = column.server_default.arg
+            # constant identifiers and literals of this module, never user input
+            conn.execute(text(f"ALTER TABLE {feature_groups.name} ADD COLUMN {column.name} "  # noqa: S608
+                              f"VARCHAR(16) NOT NULL DEFAULT '{default}'"))
+
+
 # (version, description, function): append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "feature stores, connectors, feature groups, tags, commits",
@@ -271,4 +287,5 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "training datasets and feature views", _create(*TRAINING_TABLES)),
     (5, "code provenance of commits and training datasets", _create(*PROVENANCE_TABLES)),
     (6, "feature views", _create(feature_views)),
+    (7, "offline table format and engine of feature groups", _add_offline_format_columns),
 ]

@@ -100,9 +100,10 @@ class Registry:
     # -- feature groups ------------------------------------------------------------------------
     def create_feature_group(self, record: dict[str, Any], table_format: str = "HUDI",
                              engine: str = "native") -> dict[str, Any]:
-        """Insert a feature group version; a duplicate (store, name, version) is an error."""
+        """Insert a feature group version (its offline ``table_format`` and ``engine`` recorded with it);
+        a duplicate (store, name, version) is an error."""
         now = utcnow()
-        values = {**record, "created_at": now, "updated_at": now}
+        values = {**record, "table_format": table_format, "engine": engine, "created_at": now, "updated_at": now}
         try:
             with self.engine.begin() as conn:
                 new_id = conn.execute(insert(S.feature_groups).values(**values)).inserted_primary_key[0]
