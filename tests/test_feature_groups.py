@@ -283,3 +283,25 @@ def test_migration_7_records_format_and_engine_of_existing_feature_groups(spark,
         upgraded.engine.dispose()
     reopened = store(spark, tmp_path, registry_url).get_feature_group("legacy", 1)
     assert (reopened.record.table_format, reopened.record.engine) == ("HUDI", "native")
+
+
+def test_a_nondeterministic_source_gives_validation_and_write_the_same_rows(spark, tmp_path):
+    import random
+
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from featurestore.quality import Check, CheckLevel
+
+    fs = store(spark, tmp_path)
+    fg = fs.create_feature_group("draws", primary_key=["id"])
+    fg.save_expectation_suite([Check(CheckLevel.Warning, "draws").hasSum("v", ">= 0").hasMax("v", "<= 1000000")],
+                              validation_policy="ALWAYS")
+    # a new value every time the plan runs: evaluated twice, validation and write would see different rows
+    draw = F.udf(lambda _: random.randint(0, 1_000_000), T.IntegerType()).asNondeterministic()
+    source = spark.range(300).select(F.col("id").cast("int").alias("id"), draw(F.col("id")).alias("v"))
+    result = fg.insert(source)
+    validated = {r.metric: r.value for r in result.validation.results}
+    written = fg.read().agg(F.sum("v").alias("sum"), F.max("v").alias("max"), F.count("*").alias("n")).first()
+    assert written.n == 300
+    assert validated["Sum(v)"] == written.sum and validated["Maximum(v)"] == written.max
