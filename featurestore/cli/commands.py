@@ -34,7 +34,7 @@ def progress(out: Output, text: str) -> Iterator[None]:
 
 
 def _fg_row(fg: Any) -> dict[str, Any]:
-    return {"name": fg.name, "version": fg.version, "kind": fg._record["kind"],
+    return {"name": fg.name, "version": fg.version, "kind": fg.record.kind,
             "primary_key": ",".join(fg.primary_key), "event_time": fg.event_time or "",
             "online": fg.online_enabled, "features": len(fg.features), "description": fg.description}
 

@@ -199,11 +199,13 @@ class Completeness(ScanAnalyzer):
 
 @dataclass(frozen=True)
 class Compliance(ScanAnalyzer):
-    """Fraction of rows satisfying a SQL predicate (null counts as not satisfied)."""
+    """Fraction of rows satisfying a SQL predicate (null counts as not satisfied); with ``where``
+    (a SQL predicate, as Deequ's) only the rows where it holds are counted, above and below."""
 
     constraint_name: str
     predicate: str
     referenced: tuple[str, ...] = ()
+    where: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -218,8 +220,11 @@ class Compliance(ScanAnalyzer):
         return f"Compliance({self.constraint_name})"
 
     def aggregations(self) -> list[Column]:
-        satisfied = F.when(F.expr(self.predicate), 1).otherwise(0)
-        return [F.sum(satisfied), F.count(F.lit(1))]
+        if self.where is None:
+            return [F.sum(F.when(F.expr(self.predicate), 1).otherwise(0)), F.count(F.lit(1))]
+        counted = F.coalesce(F.expr(self.where), F.lit(False))
+        satisfied = F.when(counted & F.coalesce(F.expr(self.predicate), F.lit(False)), 1).otherwise(0)
+        return [F.sum(satisfied), F.sum(F.when(counted, 1).otherwise(0))]
 
     def compute(self, values: list[Any]) -> float:
         return _ratio(values[0], values[1])

@@ -427,11 +427,14 @@ class Check:
         return self._add("isContainedIn", params, analyzers.Compliance(name, pred, (column,)),
                          assertion, "is_one", hint)
 
-    def satisfies(self, sql: str, name: str, assertion: Any = None, hint: str | None = None) -> Check:
-        """The fraction of rows satisfying the SQL predicate ``sql`` satisfies ``assertion`` (default: all)."""
+    def satisfies(self, sql: str, name: str, assertion: Any = None, hint: str | None = None,
+                  where: str | None = None) -> Check:
+        """The fraction of rows satisfying the SQL predicate ``sql`` satisfies ``assertion`` (default: all);
+        with ``where`` (a SQL predicate) the fraction is of the rows where it holds."""
         if not sql or not name:
             raise SuiteError("satisfies: needs a SQL predicate and a name")
-        return self._add("satisfies", {"sql": sql, "name": name}, analyzers.Compliance(name, sql),
+        params = {"sql": sql, "name": name, **({"where": where} if where else {})}
+        return self._add("satisfies", params, analyzers.Compliance(name, sql, (), where or None),
                          assertion, "is_one", hint)
 
     def isNewestPointNonAnomalous(self, analyzer: Any, strategy: Any, hint: str | None = None) -> Check:  # noqa: N802

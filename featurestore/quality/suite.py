@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame
 from featurestore.quality.analyzers import Metric
 from featurestore.quality.checks import Check, CheckLevel, Constraint, SuiteError
 from featurestore.quality.engine import run_analyzers
+from featurestore.quality.great_expectations import great_expectations_checks, is_great_expectations_suite
 from featurestore.quality.results import (  # noqa: F401 - re-exported: the suite's results
     ERROR,
     SUCCESS,
@@ -48,8 +49,21 @@ class ExpectationSuite:
         return yaml.safe_dump(self.to_data(), sort_keys=False, allow_unicode=True)
 
     @classmethod
+    def from_great_expectations(cls, source: Any, level: str = CheckLevel.Error) -> ExpectationSuite:
+        """A suite from a Great Expectations expectation suite: parsed JSON or a path to its file
+        (see :mod:`featurestore.quality.great_expectations` for what each expectation becomes)."""
+        origin = "Great Expectations suite"
+        if isinstance(source, str | os.PathLike):
+            origin, source = str(source), _read_suite_file(source)
+        name, checks = great_expectations_checks(source, origin, level)
+        return cls(checks, name)
+
+    @classmethod
     def from_data(cls, data: Any, source: str = "suite") -> ExpectationSuite:
-        """Build from parsed YAML/JSON."""
+        """Build from parsed YAML/JSON (our form, or a Great Expectations suite)."""
+        if is_great_expectations_suite(data):
+            name, checks = great_expectations_checks(data, source)
+            return cls(checks, name)
         if isinstance(data, list):
             data = {"checks": data}
         if not isinstance(data, dict) or "checks" not in data:
@@ -60,20 +74,26 @@ class ExpectationSuite:
         return cls([Check.from_data(c) for c in data["checks"] or []], str(data.get("name") or "default"))
 
 
-def load_suite(path: str | os.PathLike[str]) -> ExpectationSuite:
-    """Read a suite from a YAML or JSON file (same method and parameter names as the Python API)."""
+def _read_suite_file(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file():
         raise SuiteError(f"expectation suite file {str(p)!r} not found")
     text = p.read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+        return json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise SuiteError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {exc}") from None
+
+
+def load_suite(path: str | os.PathLike[str]) -> ExpectationSuite:
+    """Read a suite from a YAML or JSON file (same method and parameter names as the Python API), or a
+    Great Expectations expectation-suite JSON."""
+    data = _read_suite_file(path)
     try:
-        return ExpectationSuite.from_data(data, str(p))
+        return ExpectationSuite.from_data(data, str(path))
     except SuiteError as exc:
-        raise SuiteError(f"{p}: {exc}") from None
+        message = str(exc)
+        raise SuiteError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
 def as_suite(suite: ExpectationSuite | Check | Iterable[Check] | str | os.PathLike[str] | None
