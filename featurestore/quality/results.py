@@ -25,13 +25,15 @@ class ConstraintResult:
     status: str  # Success | Failure
     metric: str | None
     value: Any
-    message: str | None = None
+    message: str | None = None  # Deequ's own wording (compared with Deequ's in the parity tests)
     hint: str | None = None
+    verdict: str | None = None  # what was measured and what was required, in words
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"check": self.check, "level": self.level, "constraint": self.constraint, "status": self.status,
-                "metric": self.metric, "value": jsonable(self.value), "message": self.message, "hint": self.hint}
+                "metric": self.metric, "value": jsonable(self.value), "message": self.message, "hint": self.hint,
+                "verdict": self.verdict}
 
 
 def jsonable(value: Any) -> Any:
@@ -85,10 +87,13 @@ class ValidationReport:
 
 
 def describe_failure(r: ConstraintResult) -> str:
-    """One line: level, check, constraint, value, message and hint."""
-    text = f"[{r.level}] {r.check}: {r.constraint} - value {jsonable(r.value)!r}"
-    if r.message:
-        text += f" ({r.message})"
+    """One line: level, check, constraint, what was measured and required (else value and message), hint."""
+    if r.verdict:
+        text = f"[{r.level}] {r.check}: {r.constraint} - {r.verdict}"
+    else:
+        text = f"[{r.level}] {r.check}: {r.constraint} - value {jsonable(r.value)!r}"
+        if r.message:
+            text += f" ({r.message})"
     if r.hint:
         text += f" - hint: {r.hint}"
     return text

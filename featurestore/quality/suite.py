@@ -25,6 +25,7 @@ from featurestore.quality.results import (  # noqa: F401 - re-exported: the suit
     describe_failure,
     jsonable,
 )
+from featurestore.quality.verdicts import verdict
 
 
 class ExpectationSuite:
@@ -167,6 +168,7 @@ def _evaluate(check: Check, constraint: Constraint, metrics: dict[Any, Metric],
         ok = constraint.assertion(picked)
     except Exception as exc:  # noqa: BLE001 - a user's assertion raising is a failed constraint
         return ConstraintResult(status="Failure", value=value, message=f"Can't execute the assertion: {exc}", **base)
-    message = None if ok else (f"Value: {jsonable(picked)} does not meet the constraint requirement "
-                               f"({constraint.assertion.describe()})")
-    return ConstraintResult(status="Success" if ok else "Failure", value=picked, message=message, **base)
+    # Deequ's wording, kept for comparison with Deequ; the verdict says it for people
+    message = None if ok else f"Value: {jsonable(picked)} does not meet the constraint requirement!"
+    return ConstraintResult(status="Success" if ok else "Failure", value=picked, message=message,
+                            verdict=verdict(constraint, picked, ok), **base)
