@@ -80,6 +80,13 @@ SCHEMA: dict[str, Any] = {
         "lock_timeout_seconds": _s((int, float), 60, "How long a writer waits for the table lock."),
         "cleaner_commits_retained": _s(int, 10, "Default hoodie.cleaner.commits.retained."),
     },
+    "server": {
+        "api_key": _s((str, NONE), None, "One API key of the HTTP feature server, allowed on every feature store "
+                      "(set it in FEATURESTORE_SERVER_API_KEY; it is never logged).", True),
+        "api_keys": _s(list, [], "API keys of the HTTP feature server, kept as hashes: a list of {name, sha256, "
+                       "stores} (`featurestore api-key new` makes one); stores: the feature stores the key may "
+                       "read, [] or absent = every one."),
+    },
     "alerts": {
         "webhook_url": _s((str, NONE), None, "URL called with a JSON body on rejections and job failures."),
     },
@@ -148,11 +155,12 @@ def _coerce_env(key: str, raw: str, var: str) -> Any:
             return float(raw)
         except ValueError:
             raise ConfigError(f"environment variable {var}: '{raw}' is not a number") from None
-    if dict in setting.types:
+    if dict in setting.types or list in setting.types:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"environment variable {var}: not a JSON object ({exc})") from None
+            kind = "object" if dict in setting.types else "array"
+            raise ConfigError(f"environment variable {var}: not a JSON {kind} ({exc})") from None
         return _check_value(key, value, f"environment variable {var}")
     return raw
 

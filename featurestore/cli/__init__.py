@@ -53,10 +53,27 @@ def _serve(args: argparse.Namespace, out: Output) -> int:
 
     if args.workers < 1:
         raise SystemExit(f"featurestore serve: --workers must be at least 1, got {args.workers}")
+    from featurestore.server.http import serve_options
+
     fs = FeatureStore(load_config(args.config), args.store)
-    out.message(f"serving feature store '{fs.name}' on http://{args.host}:{args.port}", host=args.host,
+    serve_options(fs, args.host, args.ssl_certfile, args.ssl_keyfile, args.insecure)  # fail before the banner
+    scheme = "https" if args.ssl_certfile else "http"
+    out.message(f"serving feature store '{fs.name}' on {scheme}://{args.host}:{args.port}", host=args.host,
                 port=args.port)
-    serve(fs, args.host, args.port, workers=args.workers, config_path=args.config)
+    serve(fs, args.host, args.port, workers=args.workers, config_path=args.config,
+          ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile, insecure=args.insecure)
+    return 0
+
+
+def _api_key_new(args: argparse.Namespace, out: Output) -> int:
+    from featurestore.server.auth import key_digest, new_api_key
+
+    key = new_api_key()
+    entry = {"name": args.name, "sha256": key_digest(key), "stores": list(args.store or [])}
+    # the key is shown this once, to the person who asked; the configuration keeps only its hash
+    out.message(f"new API key (shown once): {key}\nadd to server.api_keys in the configuration:\n"
+                f"  - {{name: {entry['name']}, sha256: {entry['sha256']}, stores: [{', '.join(entry['stores'])}]}}",
+                key=key, entry=entry)
     return 0
 
 
@@ -97,7 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="default", help="feature store (project) name")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port (default 1; about one per core scales with cores)")
+    p.add_argument("--ssl-certfile", help="TLS certificate (PEM); with --ssl-keyfile the server speaks HTTPS")
+    p.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow binding an address beyond loopback without API keys (anyone reaching it reads "
+                        "every feature group)")
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("api-key", help="API keys of the HTTP feature server")
+    key_sub = p.add_subparsers(dest="api_key_command", required=True)
+    p = key_sub.add_parser("new", help="make a new key: prints it once and the entry for server.api_keys")
+    p.add_argument("--name", required=True, help="who or what uses the key (shown instead of the key)")
+    p.add_argument("--store", action="append", help="a feature store the key may read (repeat; default every one)")
+    p.set_defaults(handler=_api_key_new)
 
     p = sub.add_parser("report", help="write a feature group's statistics report (one static HTML file)")
     p.add_argument("feature_group", help="feature group name")

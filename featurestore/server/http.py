@@ -5,8 +5,10 @@
   "features": [...], "on_missing": "none"}`` or ``{"feature_groups": [{"name", "version",
   "features"}, ...], "entries": [...]}`` -> ``{"vectors": [{...}, ...]}``
 
-Errors are JSON ``{"error": "..."}``: 400 bad request, 404 unknown feature group or key (with
-``on_missing="raise"``), 500 otherwise. The server never touches Spark.
+Errors are JSON ``{"error": "..."}``: 400 bad request, 401 without a valid API key, 403 for a key
+not allowed on this feature store, 404 unknown feature group or key (with ``on_missing="raise"``),
+500 otherwise. With API keys configured (:mod:`featurestore.server.auth`) every route but
+``/health`` needs ``Authorization: Bearer <key>``. The server never touches Spark.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from featurestore.errors import FeatureStoreError
+from featurestore.errors import ConfigError, FeatureStoreError
 from featurestore.online.serving import json_value
 from featurestore.online.types import OnlineStoreError
+from featurestore.server.auth import Authenticator, api_keys_from_config, is_loopback
 
 if TYPE_CHECKING:
     from featurestore.feature_group import FeatureGroup
@@ -41,8 +44,10 @@ class NotFound(Exception):
     """An unknown feature group or key (404)."""
 
 
-def create_app(fs: FeatureStore) -> Starlette:
-    """The starlette application serving the online store of ``fs``."""
+def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> Starlette:
+    """The starlette application serving the online store of ``fs``; ``authenticator``: the API keys
+    (default: those of ``fs``'s configuration)."""
+    auth = authenticator if authenticator is not None else Authenticator(api_keys_from_config(fs.config))
     groups: dict[tuple[str, int | None], tuple[float, FeatureGroup]] = {}
     lock = threading.Lock()
 
@@ -88,6 +93,10 @@ def create_app(fs: FeatureStore) -> Starlette:
             raise NotFound(exc.args[0]) from None
 
     async def vectors(request: Request) -> JSONResponse:
+        decision = auth.check(request.headers.get("authorization"), fs.name)
+        if decision.status != 200:
+            headers = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
+            return JSONResponse({"error": decision.reason}, status_code=decision.status, headers=headers)
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as exc:
@@ -132,14 +141,34 @@ WORKER_ENV = "FEATURE_SERVER_WORKER"  # how a worker process learns its config f
 # those are configuration keys)
 
 
+def serve_options(fs: FeatureStore, host: str, ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+                  insecure: bool = False) -> dict[str, Any]:
+    """Check how the server is to run before it binds: TLS files (both or neither, existing), and no
+    address beyond loopback without API keys unless ``insecure``. Returns uvicorn's TLS options."""
+    import os
+
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("TLS needs both --ssl-certfile and --ssl-keyfile")
+    for option, path in (("--ssl-certfile", ssl_certfile), ("--ssl-keyfile", ssl_keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f"{option} {path} does not exist")
+    if not insecure and not is_loopback(host) and not api_keys_from_config(fs.config):
+        raise ConfigError(f"refusing to serve every feature group of '{fs.name}' on {host} without API keys: "
+                          "set server.api_key (FEATURESTORE_SERVER_API_KEY) or server.api_keys, bind "
+                          "127.0.0.1, or pass --insecure")
+    return {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile} if ssl_certfile else {}
+
+
 def serve(fs: FeatureStore, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-          config_path: str | None = None) -> None:
+          config_path: str | None = None, ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
+          insecure: bool = False) -> None:
     """Run the feature server until interrupted.
 
     ``workers`` > 1 runs that many server processes on one listening socket (uvicorn's supervisor): one
     Python process serves on one core at a time, so a many-core host wants about one worker per core. Each
     worker opens its own feature store from ``config_path`` (the file ``fs`` was loaded from) and its own
-    connection pool of ``online.pool_size``.
+    connection pool of ``online.pool_size``. TLS with ``ssl_certfile`` + ``ssl_keyfile``; an address
+    beyond loopback needs API keys unless ``insecure`` (see :func:`serve_options`).
     """
     import os
 
@@ -147,7 +176,9 @@ def serve(fs: FeatureStore, host: str = "127.0.0.1", port: int = 8000, workers: 
 
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    tls = serve_options(fs, host, ssl_certfile, ssl_keyfile, insecure)
+    # no access log: a request line is no secret, but nothing a client sends is written anywhere
+    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, **tls}
     if workers == 1:
         uvicorn.run(create_app(fs), **options)
         return
