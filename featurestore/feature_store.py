@@ -158,7 +158,7 @@ class FeatureStore:
         if isinstance(features, T.StructType):
             feature_list = features_from_schema(features, pk, partitions, feature_descriptions)
         elif features:
-            feature_list = [Feature(f.name, f.type, f.description, f.name in pk, f.name in partitions)
+            feature_list = [Feature(f.name, f.type, f.description, f.name in pk, f.name in partitions, f.type_json)
                             for f in features]
         if feature_list:
             names = {f.name for f in feature_list}

@@ -93,7 +93,8 @@ def body(ctx: JobContext) -> int:
         overrides["online"] = {"url": url}
     (warehouse / "featurestore.yaml").write_text(yaml.safe_dump(overrides))  # for the CLI; may hold a password
     (warehouse / "featurestore.yaml").chmod(0o600)
-    fs = featurestore.connect(load_config(warehouse / "featurestore.yaml"), name="quickstart")
+    # the default store: its tables go straight under the warehouse folder (./quickstart/default)
+    fs = featurestore.connect(load_config(warehouse / "featurestore.yaml"))
     ctx._fs = fs
     spark = fs.spark
     spark.sparkContext.setLogLevel("WARN")  # the story, not Spark's scheduler, on the console
@@ -177,7 +178,7 @@ def body(ctx: JobContext) -> int:
     say(f"   warehouse (Hudi tables, training data): {warehouse}")
     say(f"   statistics report: {report}")
     say(f"   registry: {fs.config.registry_url}")
-    say(f"   CLI: featurestore --config {warehouse / 'featurestore.yaml'} feature-groups list --store quickstart")
+    say(f"   CLI: featurestore --config {warehouse / 'featurestore.yaml'} feature-groups list")
     ctx.log("done", "quick start finished")
     return 0
 

@@ -31,7 +31,7 @@ def main(warehouse: str, work: str) -> int:
 
     get_session()  # the application's session (spark-submit's master), shared by the jobs below
     config = str(Path(warehouse) / "featurestore.yaml")
-    common = ["--config", config, "--feature-store", "quickstart"]
+    common = ["--config", config, "--feature-store", "default"]
     sample = Path(work) / "activity.json"
     sample.write_text("\n".join(json.dumps({"customer_id": i, "ts": "2024-05-01T00:00:00", "spend_7d": i / 10,
                                             "orders_7d": i % 5}) for i in range(1, 201)) + "\n")

@@ -305,3 +305,19 @@ def test_a_nondeterministic_source_gives_validation_and_write_the_same_rows(spar
     written = fg.read().agg(F.sum("v").alias("sum"), F.max("v").alias("max"), F.count("*").alias("n")).first()
     assert written.n == 300
     assert validated["Sum(v)"] == written.sum and validated["Maximum(v)"] == written.max
+
+
+def test_feature_types_read_as_people_write_them(spark, tmp_path, registry_url):
+    from featurestore.model.records import Feature
+
+    fs = store(spark, tmp_path, registry_url)
+    fg = fs.create_feature_group("typed", primary_key=["id"])
+    fg.insert(spark.createDataFrame([(1, 2.5, ["a"], None)], "id int, amount double, tags array<string>, "
+                                                             "price decimal(10,2)"))
+    reopened = store(spark, tmp_path, registry_url).get_feature_group("typed")
+    assert [(f.name, f.type) for f in reopened.features] == [
+        ("id", "int"), ("amount", "double"), ("tags", "array<string>"), ("price", "decimal(10,2)")]
+    assert reopened.get_feature("amount").type == "double"
+    # DDL and Spark's JSON both make the same feature; the registry keeps the JSON
+    ddl, from_json = Feature("tags", "array<string>"), Feature("tags", reopened.get_feature("tags").type_json)
+    assert ddl == from_json and ddl.to_dict()["type"] == reopened.get_feature("tags").type_json

@@ -22,22 +22,39 @@ ENGINES = ("native", "hudi", "delta")
 
 @dataclass(frozen=True)
 class Feature:
-    """One feature (column) of a feature group; ``type`` is the Spark type's JSON form."""
+    """One feature (column) of a feature group.
+
+    ``type`` is the Spark type as people write it (``double``, ``decimal(10,2)``, ``array<string>``);
+    a JSON type (the registry's form) or a DDL string are both accepted. ``type_json`` is the exact
+    Spark type JSON the registry keeps.
+    """
 
     name: str
     type: str
     description: str = ""
     primary: bool = False
     partition: bool = False
+    type_json: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.type_json:
+            return
+        text = self.type.strip()
+        if text.startswith(("{", '"')):  # Spark's JSON form
+            data_type = T._parse_datatype_json_string(text)
+        else:  # DDL; parsing it needs the JVM of an active Spark session
+            data_type = T._parse_datatype_string(text)
+        object.__setattr__(self, "type_json", data_type.json())
+        object.__setattr__(self, "type", data_type.simpleString())
 
     @property
     def data_type(self) -> T.DataType:
         """The Spark type."""
-        return T._parse_datatype_json_string(self.type)
+        return T._parse_datatype_json_string(self.type_json)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form stored in the registry."""
-        return {"name": self.name, "type": self.type, "description": self.description,
+        """JSON form stored in the registry (the type as Spark's JSON)."""
+        return {"name": self.name, "type": self.type_json, "description": self.description,
                 "primary": self.primary, "partition": self.partition}
 
 

@@ -157,7 +157,7 @@ class TrainingDataset:
         info = self.spine
         if info is not None:
             if info["kind"] == "stored":
-                spine = self._fs.spark.read.parquet(os.path.join(self.location, "_spine"))
+                spine = self._fs.spark.read.parquet(_spine_files(os.path.join(self.location, "_spine")))
             else:
                 spine = Query.from_dict(self._fs, info["query"])
         split_def = self.splits
@@ -332,7 +332,15 @@ def _prepare_spine(fs: StoreContext, spine: DataFrame | Query | None, event_time
     path = os.path.join(staging, "_spine")
     spine.write.parquet(path)
     # read back what was stored: the dataset is built from exactly the rows recreate() will use
-    return {"kind": "stored", "event_time": event_time, "columns": spine.columns}, fs.spark.read.parquet(path)
+    return {"kind": "stored", "event_time": event_time, "columns": spine.columns}, fs.spark.read.parquet(
+        _spine_files(path))
+
+
+def _spine_files(folder: str) -> str:
+    """The stored spine's files. The folder is named ``_spine`` so that reads of the dataset skip it;
+    Spark would also skip it when given as the path itself (``All paths were ignored``), so its files
+    are named by a glob."""
+    return os.path.join(folder, "*.parquet")
 
 
 def get_training_dataset(ctx: StoreContext, name: str, version: int | None = None) -> TrainingDataset:
