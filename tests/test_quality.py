@@ -4,6 +4,7 @@ anomaly checks over a recorded history, suggestions, statistics and the HTML rep
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import statistics as pystats
@@ -385,6 +386,26 @@ def test_report_renders_in_headless_chromium(spark, tmp_path):
     assert attrs["plots-loaded"] == attrs["plots-total"] and attrs["plots-broken"] == "0"
     assert attrs["errors"] == "0"
     assert "Uncaught" not in proc.stderr
+    # the page as a person sees it (looked at by eye once: legend beside the plot with its own swatches,
+    # figure titles clear of the panels, commit times on the x axes)
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1280,2600", f"--screenshot={shot}", Path(path).as_uri()],
+                   capture_output=True, text=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    if os.environ.get("FEATURESTORE_TEST_KEEP_REPORT"):
+        shutil.copy(shot, os.environ["FEATURESTORE_TEST_KEEP_REPORT"])
+
+
+def test_report_shows_an_approximate_distinct_count_as_at_most_the_rows():
+    from featurestore.model.records import FeatureGroupRecord
+    from featurestore.quality.report import render_report
+
+    record = FeatureGroupRecord.from_row({"id": 1, "feature_store_id": 1, "name": "wide", "version": 1,
+                                          "primary_key": ["id"], "features": []})
+    stats = {"rows": 200, "columns": {"id": {"type": "int", "completeness": 1.0, "approx_distinct": 205}}}
+    text = render_report(record, stats, [], [])
+    assert "≈ 200" in text and "205" not in text
 
 
 def test_report_lost_after_the_commit_does_not_fail_the_insert(spark, tmp_path, caplog):

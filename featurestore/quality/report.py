@@ -94,45 +94,83 @@ def _correlation_plot(corr: dict[str, dict[str, Any]]) -> str | None:
     return _png(fig)
 
 
-def _trend_plot(column: str, history: list[dict[str, Any]]) -> str | None:
+def _distinct(value: Any, rows: Any) -> float | None:
+    """An approximate distinct count shown as at most the row count (the sketch can overshoot)."""
+    v, n = _num(value), _num(rows)
+    return min(v, n) if v is not None and n is not None else v
+
+
+def _trend_plot(column: str, history: list[dict[str, Any]], labels: list[str]) -> str | None:
     import matplotlib.pyplot as plt
 
     series = {}
     for metric in TREND_METRICS:
-        points = [(i, _num(h["columns"].get(column, {}).get(metric))) for i, h in enumerate(history)]
+        values = [h["columns"].get(column, {}).get(metric) for h in history]
+        if metric == "approx_distinct":
+            values = [_distinct(v, h.get("rows")) for v, h in zip(values, history, strict=True)]
+        points = [(i, _num(v)) for i, v in enumerate(values)]
         points = [(i, v) for i, v in points if v is not None]
         if points:
             series[metric] = points
     if not series:
         return None
-    fig, axes = plt.subplots(1, len(series), figsize=(2.1 * len(series), 2.0), squeeze=False)
-    labels = [str(h.get("commit_id") or "")[-9:] for h in history]
+    # constrained layout keeps the figure title clear of the panels' titles
+    fig, axes = plt.subplots(1, len(series), figsize=(2.1 * len(series), 2.3), squeeze=False, layout="constrained")
     for ax, (metric, points) in zip(axes[0], series.items(), strict=True):
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#c44e52")
-        ax.set_title(metric, fontsize=8)
+        ax.set_title("approx. distinct (<= rows)" if metric == "approx_distinct" else metric, fontsize=8)
         ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=5)
         ax.tick_params(axis="y", labelsize=6)
-    fig.suptitle(f"{column} across commits", fontsize=9)
+    fig.suptitle(f"{column} across commits (commit time, UTC)", fontsize=9)
     return _png(fig)
+
+
+STATUS_COLORS = {"Success": "#55a868", "Warning": "#dd8452", "Error": "#c44e52"}
 
 
 def _validation_plot(reports: list[Any]) -> str | None:
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     if not reports:
         return None
     ordered = list(reversed(reports))
-    colors = {"Success": "#55a868", "Warning": "#dd8452", "Error": "#c44e52"}
     passed = [len(r.results) - len(r.failures) for r in ordered]
     failed = [len(r.failures) for r in ordered]
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.4 * len(ordered) + 1.5), 2.4))
-    xs = range(len(ordered))
-    ax.bar(xs, passed, color="#55a868", label="passed")
-    ax.bar(xs, failed, bottom=passed, color=[colors.get(r.status, "#999") for r in ordered], label="failed")
-    ax.set_xticks(list(xs), [f"#{r.id}" for r in ordered], fontsize=6)
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.4 * len(ordered) + 1.5), 2.4), layout="constrained")
+    xs = list(range(len(ordered)))
+    ax.bar(xs, passed, color=STATUS_COLORS["Success"])
+    # a failed part takes the colour of its validation's status: Warning orange, Error red
+    ax.bar(xs, failed, bottom=passed, color=[STATUS_COLORS.get(r.status, "#999") for r in ordered])
+    for x, r in zip(xs, ordered, strict=True):
+        if r.outcome == "rejected":
+            ax.text(x, passed[x] + failed[x], "rejected", ha="center", va="bottom", fontsize=5, rotation=90)
+    ax.set_xticks(xs, [f"#{r.id}" for r in ordered], fontsize=6)
+    ax.set_ylim(0, max(p + f for p, f in zip(passed, failed, strict=True)) * 1.6 + 0.5)
     ax.set_title("Constraints per validation", fontsize=9)
-    ax.legend(fontsize=6)
+    # the legend's swatches are built, not taken from the first bar, and sit beside the plot
+    handles = [Patch(color=STATUS_COLORS["Success"], label="passed"),
+               Patch(color=STATUS_COLORS["Warning"], label="failed (Warning)"),
+               Patch(color=STATUS_COLORS["Error"], label="failed (Error)")]
+    ax.legend(handles=handles, fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _png(fig)
+
+
+def _commit_labels(ctx: StoreContext | None, fg: FeatureGroupRecord, history: list[dict[str, Any]]) -> list[str]:
+    """Commit times (UTC) of the history's commits, for the x axes; the commit id where unknown."""
+    table = None
+    if ctx is not None:
+        from featurestore import offline
+
+        table = offline.open_table(ctx, fg)
+    labels = []
+    for h in history:
+        commit = str(h.get("commit_id") or "")
+        try:
+            labels.append(table.commit_time(commit).strftime("%m-%d %H:%M:%S") if table and commit else commit)
+        except Exception:  # noqa: BLE001 - a commit the timeline no longer knows: show its id
+            labels.append(commit[-12:])
+    return labels
 
 
 STYLE = """
@@ -163,8 +201,8 @@ SCRIPT = """
 
 
 def render_report(fg: FeatureGroupRecord, table_stats: dict[str, Any], history: list[dict[str, Any]],
-                  reports: list[Any]) -> str:
-    """The report's HTML text."""
+                  reports: list[Any], ctx: StoreContext | None = None) -> str:
+    """The report's HTML text (``ctx`` gives the commits' times; without it the commit ids are shown)."""
     title = f"Feature group {fg.name} v{fg.version}"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -178,9 +216,11 @@ def render_report(fg: FeatureGroupRecord, table_stats: dict[str, Any], history: 
                  "<th>median</th><th>min len</th><th>max len</th></tr>")
     for name, e in columns.items():
         median = (e.get("quantiles") or {}).get("0.5")
+        distinct = _distinct(e.get("approx_distinct"), table_stats.get("rows"))
+        shown = {**e, "approx_distinct": None if distinct is None else f"≈ {_fmt(distinct)}"}
         parts.append(f"<tr><td class='l'>{html.escape(name)}</td><td class='l'>{html.escape(e['type'])}</td>"
-                     + "".join(f"<td>{_fmt(e.get(k))}</td>" for k in ("completeness", "approx_distinct", "min", "max",
-                                                                      "mean", "stddev"))
+                     + "".join(f"<td>{_fmt(shown.get(k))}</td>" for k in ("completeness", "approx_distinct", "min",
+                                                                          "max", "mean", "stddev"))
                      + f"<td>{_fmt(median)}</td><td>{_fmt(e.get('min_length'))}</td>"
                        f"<td>{_fmt(e.get('max_length'))}</td></tr>")
     parts.append("</table>")
@@ -191,7 +231,8 @@ def render_report(fg: FeatureGroupRecord, table_stats: dict[str, Any], history: 
     parts.append("<h2>Correlations</h2>" + (_img(heat, "correlation heat map") if heat
                                             else "<p class='muted'>Fewer than two numeric features.</p>"))
     parts.append("<h2>Metrics across commits</h2>")
-    trend = [p for p in (_trend_plot(n, history) for n in columns) if p] if history else []
+    labels = _commit_labels(ctx, fg, history) if history else []
+    trend = [p for p in (_trend_plot(n, history, labels) for n in columns) if p] if history else []
     parts.append("<div class='plots'>" + "".join(_img(p, "metric trend") for p in trend) + "</div>" if trend
                  else "<p class='muted'>No per-commit statistics stored yet.</p>")
     parts.append("<h2>Validation history</h2>")
@@ -202,7 +243,8 @@ def render_report(fg: FeatureGroupRecord, table_stats: dict[str, Any], history: 
         parts.append("<table><tr><th>#</th><th class='l'>validated</th><th class='l'>outcome</th><th class='l'>status"
                      "</th><th class='l'>commit</th><th>rows</th><th class='l'>failed constraints</th></tr>")
         for r in reports:
-            failed = "<br>".join(html.escape(f"[{f.level}] {f.constraint} = {_fmt(f.value)}") for f in r.failures)
+            failed = "<br>".join(html.escape(f"[{f.level}] {f.constraint}: {f.verdict}" if f.verdict
+                                             else f"[{f.level}] {f.constraint} = {_fmt(f.value)}") for f in r.failures)
             parts.append(f"<tr><td>{r.id}</td><td class='l'>{html.escape(r.validated_at)}</td>"
                          f"<td class='l'>{html.escape(str(r.outcome))}</td><td class='l {r.status}'>{r.status}</td>"
                          f"<td class='l'>{html.escape(str(r.commit_id or '—'))}</td><td>{_fmt(r.rows)}</td>"
@@ -233,5 +275,5 @@ def write_report(ctx: StoreContext, fg: FeatureGroupRecord, path: str | None = N
     reports = stored.validation_history(ctx, fg)
     target = Path(path) if path else ctx.location / "reports" / f"{fg.table_name}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(fg, table_stats, history, reports), encoding="utf-8")
+    target.write_text(render_report(fg, table_stats, history, reports, ctx), encoding="utf-8")
     return str(target)
