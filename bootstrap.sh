@@ -8,6 +8,8 @@
 #     a Java 17 runtime and Python 3.11 with venv, when missing;
 #   - .venv/ at the repository root with the package installed editable and every dependency
 #     pinned by constraints.txt (pydeequ, delta-spark and deltalake included);
+#   - reference/setup.sh: .venv-reference/ (pyspark 3.5.5) and reference/jars/ (Apache Hudi 1.2.0's
+#     Spark 3.5 bundle, Deequ for Spark 3.5): the tests' oracle for our Hudi engine and quality engine;
 #   - jars/ (or $FEATURESTORE_SPARK_JARS_DIR): the JVM jars pom.xml lists, with their runtime
 #     dependencies but without the ones pyspark ships, fetched with Maven from Maven Central
 #     (Apache Hudi's Spark bundle, Delta Lake, MariaDB Connector/J, ...). Skipped when the folder
@@ -67,5 +69,7 @@ else
   check_jars
   echo "bootstrap: $(ls "$JARS_DIR"/*.jar | wc -l) jars in $JARS_DIR"
 fi
+# The reference JVM of the tests: Apache Hudi's own writer and Deequ on Spark 3.5 (see reference/pom.xml)
+./reference/setup.sh
 .venv/bin/featurestore --help >/dev/null
 echo "bootstrap: done. Run the tests with ./run-tests.sh"

@@ -53,3 +53,14 @@ def cluster(tmp_path_factory) -> Iterator[StandaloneCluster]:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture(scope="session")
+def reference_jvm(tmp_path_factory):
+    """The reference JVM: Apache Hudi 1.2's own Spark writer and reader (and Deequ) on Spark 3.5, in a
+    sidecar process (reference/sidecar.py). It fails, never skips, when it cannot start."""
+    from reference_jvm import ReferenceJVM
+
+    jvm = ReferenceJVM(tmp_path_factory.mktemp("reference-jvm") / "sidecar.log")
+    yield jvm
+    jvm.close()

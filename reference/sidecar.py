@@ -1,0 +1,195 @@
+"""The reference JVM: Apache Hudi's own Spark writer and reader, and Deequ, as an oracle for the tests.
+
+Run by ``.venv-reference/bin/python reference/sidecar.py`` (pyspark 3.5.5 with the jars of
+``reference/pom.xml``); the tests start it once per run (tests/reference_jvm.py) and talk to it in
+JSON lines on stdin/stdout: one request ``{"op": ..., ...}`` per line, one answer per line
+(``{"ok": ...}`` or ``{"error": "..."}``). It imports nothing of the feature store: what it says about
+a table or a data set is Hudi's and Deequ's, not ours.
+
+Values that JSON cannot carry exactly travel tagged: ``{"$ts": "2024-03-01T00:00:00.000001"}``
+(timestamps, UTC, naive), ``{"$date": "2024-03-01"}``, ``{"$dec": "12.50"}``, ``{"$b64": "..."}``
+and ``{"$float": "nan" | "inf" | "-inf"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import glob
+import json
+import math
+import os
+import sys
+import traceback
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def decode(value: Any) -> Any:
+    """A tagged JSON value as Python."""
+    if isinstance(value, dict) and len(value) == 1:
+        (tag, text), = value.items()
+        if tag == "$ts":
+            return dt.datetime.fromisoformat(text)
+        if tag == "$date":
+            return dt.date.fromisoformat(text)
+        if tag == "$dec":
+            return decimal.Decimal(text)
+        if tag == "$b64":
+            return bytearray(base64.b64decode(text))
+        if tag == "$float":
+            return float(text)
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+def encode(value: Any) -> Any:
+    """A Python value (from a Spark row) as tagged JSON."""
+    if isinstance(value, dt.datetime):
+        return {"$ts": value.replace(tzinfo=None).isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, bytes | bytearray):
+        return {"$b64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": str(value)}
+    if hasattr(value, "asDict"):
+        return {k: encode(v) for k, v in value.asDict().items()}
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    return value
+
+
+def session() -> Any:
+    """One Spark 3.5 session with Apache Hudi's bundle and Deequ."""
+    from pyspark.sql import SparkSession
+
+    jars = sorted(glob.glob(os.path.join(HERE, "jars", "*.jar")))
+    if not any("hudi-spark3.5-bundle" in j for j in jars):
+        raise SystemExit(f"reference JVM: no Hudi bundle in {os.path.join(HERE, 'jars')}; run ./bootstrap.sh")
+    builder = (SparkSession.builder.master("local[1]").appName("reference-jvm")
+               .config("spark.jars", ",".join(jars))
+               .config("spark.driver.memory", "1g")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "1")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+               .config("spark.serializer", "org.apache.spark.serializer.KryoSerializer")
+               .config("spark.kryo.registrator", "org.apache.spark.HoodieSparkKryoRegistrar")
+               .config("spark.sql.extensions", "org.apache.spark.sql.hudi.HoodieSparkSessionExtension")
+               .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.hudi.catalog.HoodieCatalog"))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+class Handler:
+    """The operations of the protocol."""
+
+    def __init__(self, spark: Any) -> None:
+        self.spark = spark
+
+    def frame(self, schema: str, rows: list[list[Any]]) -> Any:
+        return self.spark.createDataFrame([tuple(decode(r)) for r in rows], schema)
+
+    def op_ping(self, _req: dict[str, Any]) -> dict[str, Any]:
+        return {"spark": self.spark.version}
+
+    def op_hudi_write(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One write with Apache Hudi's datasource; returns the new completed instants."""
+        before = set(self._instants(req["path"]))
+        options = {
+            "hoodie.table.name": req.get("table_name", "reference"),
+            "hoodie.datasource.write.table.type": req.get("table_type", "COPY_ON_WRITE"),
+            "hoodie.datasource.write.recordkey.field": req["record_key"],
+            "hoodie.datasource.write.partitionpath.field": req.get("partition_path", ""),
+            "hoodie.datasource.write.operation": req.get("operation", "upsert"),
+            **({"hoodie.datasource.write.precombine.field": req["precombine"]} if req.get("precombine") else {}),
+            **({} if req.get("partition_path") else {
+                "hoodie.datasource.write.keygenerator.class": "org.apache.hudi.keygen.NonpartitionedKeyGenerator"}),
+            **{k: str(v) for k, v in (req.get("options") or {}).items()},
+        }
+        mode = req.get("mode") or ("overwrite" if not os.path.isdir(os.path.join(req["path"], ".hoodie"))
+                                   else "append")
+        (self.frame(req["schema"], req["rows"]).write.format("hudi").options(**options)
+         .mode(mode).save(req["path"]))
+        return {"instants": sorted(set(self._instants(req["path"])) - before)}
+
+    def op_hudi_read(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Rows as Apache Hudi reads them: ``snapshot``, ``as_of`` (``instant``) or ``incremental``
+        (``begin`` exclusive, ``end`` inclusive)."""
+        reader = self.spark.read.format("hudi")
+        kind = req.get("kind", "snapshot")
+        if kind == "as_of":
+            reader = reader.option("as.of.instant", req["instant"])
+        elif kind == "incremental":
+            reader = (reader.option("hoodie.datasource.query.type", "incremental")
+                      .option("hoodie.datasource.read.begin.instanttime", req["begin"]))
+            if req.get("end"):
+                reader = reader.option("hoodie.datasource.read.end.instanttime", req["end"])
+        df = reader.load(req["path"])
+        columns = req.get("columns") or [c for c in df.columns if not c.startswith("_hoodie_")]
+        return {"columns": columns, "rows": [encode(list(r)) for r in df.select(*columns).collect()]}
+
+    def _instants(self, path: str) -> list[str]:
+        """Completed instants of a table, as Hudi's own timeline lists them."""
+        if not os.path.isdir(os.path.join(path, ".hoodie")):
+            return []
+        jvm = self.spark._jvm
+        hadoop = self.spark._jsc.hadoopConfiguration()
+        storage_conf = jvm.org.apache.hudi.storage.hadoop.HadoopStorageConfiguration(hadoop)
+        client = (jvm.org.apache.hudi.common.table.HoodieTableMetaClient.builder()
+                  .setConf(storage_conf).setBasePath(path).build())
+        timeline = client.getActiveTimeline().filterCompletedInstants()
+        return [i.requestedTime() for i in timeline.getInstants()]
+
+    def op_hudi_timeline(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Completed instants (requested times) and the table version, as Hudi reads them."""
+        jvm = self.spark._jvm
+        storage_conf = jvm.org.apache.hudi.storage.hadoop.HadoopStorageConfiguration(
+            self.spark._jsc.hadoopConfiguration())
+        client = (jvm.org.apache.hudi.common.table.HoodieTableMetaClient.builder()
+                  .setConf(storage_conf).setBasePath(req["path"]).build())
+        timeline = client.getActiveTimeline().filterCompletedInstants()
+        instants = [{"time": i.requestedTime(), "action": i.getAction()} for i in timeline.getInstants()]
+        return {"instants": instants, "table_version": client.getTableConfig().getTableVersion().versionCode()}
+
+    def op_quit(self, _req: dict[str, Any]) -> dict[str, Any]:
+        return {"bye": True}
+
+
+def main() -> None:
+    """Serve requests until ``quit`` or end of input."""
+    spark = session()
+    handler = Handler(spark)
+    out = sys.stdout
+    sys.stdout = sys.stderr  # anything else printed must not corrupt the protocol
+    out.write(json.dumps({"ok": {"ready": spark.version}}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            answer = {"ok": getattr(handler, "op_" + req["op"])(req)}
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as text
+            answer = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                      "trace": traceback.format_exc()[-4000:]}
+        out.write(json.dumps(answer) + "\n")
+        out.flush()
+        if isinstance(answer.get("ok"), dict) and answer["ok"].get("bye"):
+            break
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

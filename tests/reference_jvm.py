@@ -1,0 +1,131 @@
+"""The tests' side of the reference JVM (reference/sidecar.py): Apache Hudi 1.2's own writer and
+reader, and Deequ, on Spark 3.5 in a process of its own, spoken to in JSON lines."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import select
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = REPO / ".venv-reference" / "bin" / "python"
+SIDECAR = REPO / "reference" / "sidecar.py"
+
+
+class ReferenceError_(RuntimeError):  # noqa: N801 - the reference JVM's own errors, not ours
+    """An operation failed inside the reference JVM (its message and trace)."""
+
+
+def encode(value: Any) -> Any:
+    """A Python value as the sidecar's tagged JSON."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return {"$ts": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, bytes | bytearray):
+        return {"$b64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": str(value)}
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    return value
+
+
+def decode(value: Any) -> Any:
+    """The sidecar's tagged JSON as Python (naive UTC datetimes)."""
+    if isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith("$"):
+        (tag, text), = value.items()
+        return {"$ts": dt.datetime.fromisoformat, "$date": dt.date.fromisoformat, "$dec": decimal.Decimal,
+                "$b64": base64.b64decode, "$float": float}[tag](text)
+    if isinstance(value, dict):
+        return {k: decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    return value
+
+
+class ReferenceJVM:
+    """One sidecar process for the whole test run."""
+
+    def __init__(self, log_path: Path, timeout: float = 600.0) -> None:
+        if not PYTHON.is_file():
+            raise RuntimeError(f"{PYTHON} is missing: run ./bootstrap.sh (reference/setup.sh makes it)")
+        self.timeout = timeout
+        self.log = open(log_path, "w")  # noqa: SIM115 - open for the life of the process
+        env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": str(PYTHON)}
+        env.pop("PYTHONPATH", None)
+        self.proc = subprocess.Popen([str(PYTHON), str(SIDECAR)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, env=env, text=True, bufsize=1)
+        ready = self._answer()
+        self.spark_version = ready["ready"]
+
+    def _answer(self) -> Any:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"the reference JVM did not answer in {self.timeout:.0f}s (log: {self.log.name})")
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if not ready:
+                continue
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the reference JVM exited ({self.proc.poll()}); see {self.log.name}")
+            if not line.startswith("{"):
+                continue  # the JVM's own warnings on stdout
+            answer = json.loads(line)
+            if "error" in answer:
+                raise ReferenceError_(answer["error"] + "\n" + answer.get("trace", ""))
+            return answer["ok"]
+
+    def call(self, op: str, **request: Any) -> Any:
+        """Run one operation; its answer (errors raise ReferenceError_)."""
+        self.proc.stdin.write(json.dumps({"op": op, **encode(request)}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    # -- Apache Hudi -----------------------------------------------------------------------
+    def hudi_write(self, path: str, schema: str, rows: list[tuple], record_key: str, operation: str,
+                   precombine: str | None = None, partition_path: str = "", table_type: str = "COPY_ON_WRITE",
+                   options: dict[str, Any] | None = None) -> list[str]:
+        """Write with Apache Hudi's datasource; the instants the write completed."""
+        return self.call("hudi_write", path=path, schema=schema, rows=[list(r) for r in rows], record_key=record_key,
+                         operation=operation, precombine=precombine, partition_path=partition_path,
+                         table_type=table_type, table_name=Path(path).name, options=options or {})["instants"]
+
+    def hudi_read(self, path: str, columns: list[str], kind: str = "snapshot", instant: str | None = None,
+                  begin: str | None = None, end: str | None = None) -> list[tuple]:
+        """Rows as Apache Hudi reads them, as tuples of ``columns``."""
+        got = self.call("hudi_read", path=path, columns=columns, kind=kind, instant=instant, begin=begin, end=end)
+        return [tuple(decode(r)) for r in got["rows"]]
+
+    def hudi_timeline(self, path: str) -> dict[str, Any]:
+        """Completed instants and the table version, as Apache Hudi sees them."""
+        return self.call("hudi_timeline", path=path)
+
+    def close(self) -> None:
+        """Stop the sidecar."""
+        if self.proc.poll() is None:
+            try:
+                self.call("quit")
+            except (RuntimeError, OSError, ValueError):
+                pass
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
