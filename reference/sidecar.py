@@ -163,6 +163,49 @@ class Handler:
         instants = [{"time": i.requestedTime(), "action": i.getAction()} for i in timeline.getInstants()]
         return {"instants": instants, "table_version": client.getTableConfig().getTableVersion().versionCode()}
 
+    def op_deequ_metrics(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Deequ's value of each analyzer ``[name, args, kwargs]`` on the rows; ``[]`` where Deequ has
+        none. Analyzers run together, one Deequ pass per group of analyzers whose metrics cannot be
+        told apart (same name and column, e.g. two PatternMatch on one column)."""
+        os.environ.setdefault("SPARK_VERSION", "3.5")
+        from pydeequ import analyzers
+        from pydeequ.analyzers import AnalysisRunner, AnalyzerContext
+
+        df = self.frame(req["schema"], req["rows"]).cache()
+        specs = req["analyzers"]
+
+        def instance(name: str, args: list[Any]) -> str:
+            if name == "Size":
+                return "*"
+            if name == "Correlation":
+                return f"{args[0]},{args[1]}"
+            return ",".join(args[0]) if isinstance(args[0], list) else str(args[0])
+
+        groups: list[list[int]] = []
+        for i, (name, args, _kwargs) in enumerate(specs):
+            key = (name, instance(name, args))
+            for group in groups:
+                if all((specs[j][0], instance(specs[j][0], specs[j][1])) != key for j in group):
+                    group.append(i)
+                    break
+            else:
+                groups.append([i])
+        values: list[list[dict[str, Any]]] = [[] for _ in specs]
+        for group in groups:
+            runner = AnalysisRunner(self.spark).onData(df)
+            for i in group:
+                name, args, kwargs = specs[i]
+                runner = runner.addAnalyzer(getattr(analyzers, name)(*args, **kwargs))
+            # the DataFrame form: the JSON one cannot carry NaN
+            found = AnalyzerContext.successMetricsAsDataFrame(self.spark, runner.run()).collect()
+            metrics = [m.asDict() for m in found]
+            for i in group:
+                name, args = specs[i][0], specs[i][1]
+                values[i] = [encode(m) for m in metrics if m["instance"] == instance(name, args)
+                             and (m["name"] == name or m["name"].startswith(name + "-"))]
+        df.unpersist()
+        return {"values": [{"metrics": v} for v in values]}
+
     def op_quit(self, _req: dict[str, Any]) -> dict[str, Any]:
         return {"bye": True}
 

@@ -117,6 +117,13 @@ class ReferenceJVM:
         """Completed instants and the table version, as Apache Hudi sees them."""
         return self.call("hudi_timeline", path=path)
 
+    # -- Deequ -----------------------------------------------------------------------------
+    def deequ_metrics(self, schema: str, rows: list[list[Any]], analyzers: list[list[Any]]) -> list[list[dict]]:
+        """Deequ's metrics of each analyzer ``[name, args, kwargs]`` (pydeequ's names) on the rows: per
+        analyzer the list of ``{entity, instance, name, value}`` it produced (empty: no value)."""
+        got = self.call("deequ_metrics", schema=schema, rows=rows, analyzers=analyzers)
+        return [[decode(m) for m in v["metrics"]] for v in got["values"]]
+
     def close(self) -> None:
         """Stop the sidecar."""
         if self.proc.poll() is None:

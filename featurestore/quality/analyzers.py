@@ -199,7 +199,8 @@ class Completeness(ScanAnalyzer):
 
 @dataclass(frozen=True)
 class Compliance(ScanAnalyzer):
-    """Fraction of rows satisfying a SQL predicate (null counts as not satisfied); with ``where``
+    """Fraction of rows satisfying a SQL predicate (null counts as not satisfied; null on every row:
+    no value, as in Deequ); with ``where``
     (a SQL predicate, as Deequ's) only the rows where it holds are counted, above and below."""
 
     constraint_name: str
@@ -220,11 +221,13 @@ class Compliance(ScanAnalyzer):
         return f"Compliance({self.constraint_name})"
 
     def aggregations(self) -> list[Column]:
+        # as Deequ: the predicate's value as 0/1 summed, so a null predicate counts as not satisfied,
+        # and a predicate null on every row has no value (empty state)
+        satisfied = F.expr(self.predicate).cast("int")
         if self.where is None:
-            return [F.sum(F.when(F.expr(self.predicate), 1).otherwise(0)), F.count(F.lit(1))]
+            return [F.sum(satisfied), F.count(F.lit(1))]
         counted = F.coalesce(F.expr(self.where), F.lit(False))
-        satisfied = F.when(counted & F.coalesce(F.expr(self.predicate), F.lit(False)), 1).otherwise(0)
-        return [F.sum(satisfied), F.sum(F.when(counted, 1).otherwise(0))]
+        return [F.sum(F.when(counted, satisfied)), F.sum(F.when(counted, 1).otherwise(0))]
 
     def compute(self, values: list[Any]) -> float:
         return _ratio(values[0], values[1])
@@ -445,9 +448,10 @@ class Correlation(ScanAnalyzer):
         return [F.corr(a, b), F.count(F.when(a.isNotNull() & b.isNotNull(), 1))]
 
     def compute(self, values: list[Any]) -> float:
-        if values[0] is None or (values[1] or 0) < 2:
+        if not values[1]:
             raise EmptyStateError
-        return float(values[0])
+        # one pair: 0 / 0, NaN, as Deequ computes it (Spark's corr gives null there)
+        return float("nan") if values[0] is None else float(values[0])
 
 
 @dataclass(frozen=True)
