@@ -225,7 +225,13 @@ def main() -> None:
             req = json.loads(line)
             answer = {"ok": getattr(handler, "op_" + req["op"])(req)}
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller as text
-            answer = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            text = str(exc)
+            lines = text.splitlines()
+            # the Java message (its first lines: e.g. Hudi's list of conflicting table configs) and its causes
+            causes = [ln.strip() for ln in lines[1:12] if not ln.lstrip().startswith("at ")]
+            causes += [ln.strip() for ln in lines[12:] if ln.startswith("Caused by")]
+            answer = {"error": f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+                      + "".join(f"\n  {c}" for c in causes[:6]),
                       "trace": traceback.format_exc()[-4000:]}
         out.write(json.dumps(answer) + "\n")
         out.flush()

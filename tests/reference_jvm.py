@@ -101,11 +101,12 @@ class ReferenceJVM:
     # -- Apache Hudi -----------------------------------------------------------------------
     def hudi_write(self, path: str, schema: str, rows: list[tuple], record_key: str, operation: str,
                    precombine: str | None = None, partition_path: str = "", table_type: str = "COPY_ON_WRITE",
-                   options: dict[str, Any] | None = None) -> list[str]:
-        """Write with Apache Hudi's datasource; the instants the write completed."""
+                   options: dict[str, Any] | None = None, table_name: str | None = None) -> list[str]:
+        """Write with Apache Hudi's datasource; the instants the write completed (``table_name``: the
+        table's ``hoodie.table.name``, default the folder's name)."""
         return self.call("hudi_write", path=path, schema=schema, rows=[list(r) for r in rows], record_key=record_key,
                          operation=operation, precombine=precombine, partition_path=partition_path,
-                         table_type=table_type, table_name=Path(path).name, options=options or {})["instants"]
+                         table_type=table_type, table_name=table_name or Path(path).name, options=options or {})["instants"]
 
     def hudi_read(self, path: str, columns: list[str], kind: str = "snapshot", instant: str | None = None,
                   begin: str | None = None, end: str | None = None) -> list[tuple]:

@@ -108,3 +108,29 @@ def test_tables_the_native_engine_writes_are_read_the_same_by_apache_hudi(spark,
                                        "hoodie.datasource.read.begin.instanttime": begin,
                                        "hoodie.datasource.read.end.instanttime": end})
         assert rows_of_spark(ours, COLUMNS) == theirs, f"incremental ({begin}, {end}]"
+
+
+def test_apache_hudi_upserts_into_a_native_table_and_the_native_engine_refuses_the_upgraded_table(
+        spark, reference_jvm, tmp_path):
+    path = str(tmp_path / "mixed")
+    schema = "id int, region string, v double, ts timestamp"
+    native = {"hoodie.table.name": "mixed", "hoodie.datasource.write.recordkey.field": "id",
+              "hoodie.datasource.write.partitionpath.field": "region", "hoodie.datasource.write.precombine.field": "ts",
+              "hoodie.datasource.write.operation": "upsert"}
+    hudi.write(spark.createDataFrame([(1, "eu", 1.0, T0), (2, "us", 2.0, T0)], schema), path, native)
+    # Apache Hudi's own upsert, its default index, into the table the native engine wrote (an older event
+    # for 2 loses); Hudi upgrades the table to its own version on the way
+    reference_jvm.hudi_write(path, schema, [(1, "eu", 10.0, T0 + dt.timedelta(hours=1)),
+                                            (2, "us", 0.0, T0 - dt.timedelta(hours=1)), (3, "us", 3.0, T0)],
+                             "id", "upsert", "ts", "region", options=HUDI_OPTIONS, table_name="mixed")
+    expected = [(1, 10.0), (2, 2.0), (3, 3.0)]
+    assert sorted(reference_jvm.hudi_read(path, ["id", "v"])) == expected
+    assert rows_of_spark(hudi.read(spark, path), ["id", "v"]) == expected
+    assert rows_of_arrow(hudi_rs(path), ["id", "v"]) == expected
+    assert reference_jvm.hudi_timeline(path)["table_version"] == 9
+    # the native engine writes version 6 only: on the upgraded table a clear error, the table untouched
+    timeline = hudi.timeline(path)
+    with pytest.raises(hudi.HudiError, match="has table version 9; this engine writes version 6 tables only"):
+        hudi.write(spark.createDataFrame([(2, "us", 20.0, T0 + dt.timedelta(hours=2))], schema), path, native)
+    assert hudi.timeline(path) == timeline
+    assert rows_of_spark(hudi.read(spark, path), ["id", "v"]) == expected
