@@ -106,7 +106,8 @@ class ReferenceJVM:
         table's ``hoodie.table.name``, default the folder's name)."""
         return self.call("hudi_write", path=path, schema=schema, rows=[list(r) for r in rows], record_key=record_key,
                          operation=operation, precombine=precombine, partition_path=partition_path,
-                         table_type=table_type, table_name=table_name or Path(path).name, options=options or {})["instants"]
+                         table_type=table_type, table_name=table_name or Path(path).name,
+                         options=options or {})["instants"]
 
     def hudi_read(self, path: str, columns: list[str], kind: str = "snapshot", instant: str | None = None,
                   begin: str | None = None, end: str | None = None) -> list[tuple]:
