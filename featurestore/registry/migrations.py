@@ -66,7 +66,8 @@ def migrate(engine: Engine, now: Clock, lock_timeout: float = DEFAULT_LOCK_TIMEO
 
 def _apply_pending(conn: Connection, now: Clock) -> int:
     """Create the version table if needed and apply what is still pending; the caller holds the lock.
-    Each migration and its version row are committed together where the backend allows it."""
+    SQLite: everything in the caller's one transaction. MariaDB/MySQL: DDL commits implicitly, so each
+    migration is committed with its version row as soon as it is done (and is safe to re-run)."""
     registry_schema.schema_version.create(conn, checkfirst=True)
     current = applied_version(conn)
     for version, _description, run in registry_schema.MIGRATIONS:
@@ -74,6 +75,8 @@ def _apply_pending(conn: Connection, now: Clock) -> int:
             continue
         run(conn)
         conn.execute(insert(registry_schema.schema_version).values(version=version, applied_at=now()))
+        if conn.dialect.name != "sqlite":
+            conn.commit()
         current = version
     return current
 

@@ -131,6 +131,10 @@ class Registry:
     def ensure_feature_store(self, name: str, description: str = "") -> int:
         """The id of the feature store ``name``, creating it if needed (an existing store is kept as it is)."""
         t = registry_schema.feature_stores
+        with self.engine.connect() as conn:  # the usual case, without taking a write lock
+            found = conn.execute(select(t.c.id).where(t.c.name == name)).scalar()
+        if found is not None:
+            return found
 
         def work(conn: Connection) -> int:
             upsert(conn, t, {"name": name}, {"description": description, "created_at": utcnow()}, replace=False)
