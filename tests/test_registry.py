@@ -9,6 +9,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -310,6 +311,53 @@ def test_upserts_return_the_stored_row_and_name_what_collided(registry):
         registry.create_connector({"feature_store_id": fs_id, "name": "src", "kind": "jdbc", "url": "jdbc:y",
                                    "user": None, "password_env": None, "options": {}})
     assert registry.connector(fs_id, name="src")["url"] == "jdbc:x"
+
+
+@pytest.mark.parametrize("attempts", [5, 1])
+def test_a_write_that_lost_a_mariadb_deadlock_is_retried_or_named(mariadb, attempts, monkeypatch):
+    """Two writers lock two rows in opposite orders: a real deadlock, the server rolls one back. With
+    retries the loser runs again and both writes stand; without, its error names what it wrote."""
+    import featurestore.registry.sql as registry_sql
+
+    monkeypatch.setattr(registry_sql, "WRITE_ATTEMPTS", attempts)
+    url = mariadb.url().rsplit("/", 1)[0] + f"/registry_deadlock_{attempts}"
+    conn = mariadb.admin_connection()
+    conn.cursor().execute(f"CREATE DATABASE `registry_deadlock_{attempts}`")
+    conn.close()
+    writers = [Registry(url), Registry(url)]
+    fs_id = writers[0].ensure_feature_store("default")
+    ids = [writers[0].create_feature_group(fg_record(fs_id, n))["id"] for n in ("one", "two")]
+    table = registry_schema.feature_groups
+    barrier = threading.Barrier(2, timeout=60)
+    runs = {"a": 0, "b": 0}
+
+    def work(name: str, first: int, second: int):
+        def run(conn):
+            runs[name] += 1
+            conn.execute(table.update().where(table.c.id == first).values(description=name))
+            if runs[name] == 1:
+                barrier.wait()  # both hold their first row: each now waits for the other's
+            conn.execute(table.update().where(table.c.id == second).values(description=name))
+            return name
+        return run
+
+    results = race(2, 1, lambda _rnd, thread: writers[thread]._write(
+        f"writer {'ab'[thread]}", work("ab"[thread], *(ids if thread == 0 else ids[::-1]))))[0]
+    try:
+        descriptions = {writers[0].feature_group_by_id(i)["description"] for i in ids}
+        if attempts > 1:
+            assert sorted(results) == ["a", "b"] and sorted(runs.values()) == [1, 2]
+            loser = max(runs, key=runs.get)
+            assert descriptions == {loser}  # the retried transaction ran last, whole
+        else:
+            errors = [r for r in results if isinstance(r, Exception)]
+            assert len(errors) == 1 and isinstance(errors[0], RegistryError)
+            assert re.search(r"writer [ab] collided with concurrent writers", str(errors[0]))
+            winner = next(r for r in results if isinstance(r, str))
+            assert descriptions == {winner}  # the loser left nothing behind
+    finally:
+        for reg in writers:
+            reg.dispose()
 
 
 # -- 3. migrations of a fresh database by several processes at once -------------------------------
