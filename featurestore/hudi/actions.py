@@ -1,5 +1,10 @@
 """Timeline actions run by the driver: the table lock, instant transitions, rollback of
-unfinished instants, cleaning of old file versions, and archival of old instants."""
+unfinished instants, cleaning of old file versions, and archival of old instants.
+
+A clean or a rollback writes its whole plan (``<t>.<action>.requested``) before it acts, and every
+step after that can run twice: a writer killed halfway leaves a plan that the next writer (or
+:func:`featurestore.hudi.clean`) runs again to completion (:func:`recover`), as Hudi does.
+"""
 
 from __future__ import annotations
 
@@ -295,7 +300,8 @@ def recover(base_path: str, timeline: Timeline, partitioned: bool, new_ts: str) 
     rolled += rollback_pending(base_path, timeline, view, max(new_ts, timeline.new_instant_time()))
     pending_cleans = [i for i in timeline.pending if i.action == "clean"]
     cleaned = finish_pending_cleans(base_path, timeline) if pending_cleans else 0
-    markers = remove_stale_markers(base_path, Timeline.load(base_path))
+    # The timeline as loaded: a commit rolled back above removed its own markers.
+    markers = remove_stale_markers(base_path, timeline)
     return Recovery(tuple(rolled), len(pending_cleans), cleaned, tuple(markers))
 
 

@@ -1,10 +1,12 @@
 """Driver side of a write: validate, lock, plan, run the Spark write job, commit.
 
 Every write is one instant on the timeline. The sequence (each step only after the previous one
-succeeded): validate options and data (nothing written on error) -> take the table lock -> roll
-back unfinished instants -> ``<t>.commit.requested`` and ``<t>.inflight`` -> executors write the
-new base files -> remove files of failed task attempts -> ``<t>.commit`` (atomic rename: the
-commit point) -> clean and archive. A failure before the commit point rolls the instant back.
+succeeded): validate options and data (nothing written on error) -> take the table lock -> finish
+what a killed writer left (pending rollbacks and cleans re-run from their plans, unfinished commits
+rolled back, stale marker folders removed; :func:`actions.recover`) -> ``<t>.commit.requested``
+and ``<t>.inflight`` -> executors write the new base files -> remove files of failed task attempts
+-> ``<t>.commit`` (atomic rename: the commit point) -> clean and archive. A failure before the
+commit point rolls the instant back.
 """
 
 from __future__ import annotations
