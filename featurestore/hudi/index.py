@@ -9,6 +9,7 @@ incoming key. Executors read only the key column of those row groups.
 
 from __future__ import annotations
 
+import os
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
@@ -51,10 +52,11 @@ class FooterKeyRanges:
         return len(self._ranges)
 
     def __contains__(self, path: object) -> bool:
-        return path in self._ranges
+        return isinstance(path, str) and os.path.normpath(path) in self._ranges
 
     def get(self, path: str) -> tuple[str | None, str | None]:
         """The key range of the base file at ``path`` (its footer is read on a miss)."""
+        path = os.path.normpath(path)  # the writer and the cleaner spell paths differently
         with self._lock:
             if path in self._ranges:
                 self._ranges.move_to_end(path)
@@ -73,7 +75,7 @@ class FooterKeyRanges:
         """Drop deleted files (absolute paths)."""
         with self._lock:
             for path in paths:
-                self._ranges.pop(str(path), None)
+                self._ranges.pop(os.path.normpath(str(path)), None)
 
 
 FOOTER_KEY_RANGES = FooterKeyRanges()
