@@ -123,11 +123,11 @@ class PhaseRecorder:
 
     # (module attribute path, label); wrapped only if present, so a refactor does not break the run.
     TARGETS = (
-        ("writer._Plan._rows", "plan: dedupe, index lookup, tag (cached) + counts job"),
-        ("writer._Plan._run", "merge + write job (shuffle, window, mapInArrow parquet)"),
-        ("writer._Plan._remove_failed_attempts", "remove files of failed attempts"),
+        ("writer.WritePlan._rows", "plan: dedupe, index lookup, tag (cached) + counts job"),
+        ("writer.WritePlan._run", "merge + write job (shuffle, window, mapInArrow parquet)"),
+        ("writer.WritePlan._remove_failed_attempts", "remove files of failed attempts"),
         ("actions.write_partition_metadata", "partition metadata"),
-        ("writer._Plan._commit_metadata", "build commit metadata"),
+        ("writer.WritePlan._commit_metadata", "build commit metadata"),
         ("actions.complete_instant", "complete instant (commit point)"),
         ("writer._maintain", "clean + archive"),
     )

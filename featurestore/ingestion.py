@@ -32,9 +32,16 @@ from featurestore.names import spark_column
 from featurestore.online import sync as online_sync
 from featurestore.online.types import OnlineStoreError
 from featurestore.quality import gate
+from featurestore.quality.statistics import scan_analyzers, statistics_config
+from featurestore.quality.suite import verify
 
 log = logging.getLogger(__name__)
 
+# Commit metadata key of the validation status of the batch (Success/Warning/Error, or NOT_VALIDATED).
+VALIDATION_KEY = "validation.status"
+NOT_VALIDATED = "not_validated"
+RECOVERED = "recovered"  # provenance kind of a commit whose provenance was rebuilt after a crash
+FIRST_COMMIT = "19700101000000000"  # before every commit: read_changes from here reads the first commit
 INSERT_OPERATIONS = ("upsert", "insert", "bulk_insert", "insert_overwrite", "insert_overwrite_table")
 STORAGES = (None, "offline", "online")
 
@@ -107,12 +114,16 @@ def insert(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, operati
                                details={"online": online}), record
         prov = provenance.capture()
         table = offline.open_table(ctx, record)
-        outcome = table.write(batch, operation, {**provenance.commit_metadata(prov), **(commit_metadata or {})},
+        # The validation status goes with the commit: a commit whose registry rows a crash lost is then
+        # validated again on recovery only if this batch was.
+        validated = {VALIDATION_KEY: validation.status if validation is not None else NOT_VALIDATED}
+        outcome = table.write(batch, operation,
+                              {**provenance.commit_metadata(prov), **validated, **(commit_metadata or {})},
                               write_options)
         if evolved is not None:
             record = _register_schema(ctx, record, evolved)
             table = offline.open_table(ctx, record)
-        commits = sync_commits(ctx, record, table)
+        commits = sync_commits(ctx, record, table, current=outcome.commit_id)
         if outcome.commit_id is None:
             return WriteResult(None, operation, storage="offline", validation=validation), record
         _record_provenance(ctx, record, prov, outcome.commit_id)
@@ -140,7 +151,7 @@ def delete_records(ctx: StoreContext, record: FeatureGroupRecord, keys_df: DataF
     keys = keys_df.select(*[spark_column(c) for c in needed])
     prov = provenance.capture()
     outcome = table.write(keys, "delete", provenance.commit_metadata(prov))
-    sync_commits(ctx, record, table)
+    sync_commits(ctx, record, table, current=outcome.commit_id)
     if outcome.commit_id is None:
         return WriteResult(None, "delete")
     _record_provenance(ctx, record, prov, outcome.commit_id)
@@ -193,18 +204,82 @@ def _registry_row(commit: CommitInfo) -> dict[str, Any]:
             "rows_deleted": commit.rows_deleted, "details": {"files": commit.files, **dict(commit.metadata)}}
 
 
-def sync_commits(ctx: StoreContext, record: FeatureGroupRecord,
-                 table: offline.OfflineTable | None = None) -> list[CommitInfo]:
+def sync_commits(ctx: StoreContext, record: FeatureGroupRecord, table: offline.OfflineTable | None = None,
+                 current: str | None = None) -> list[CommitInfo]:
     """Record commits that reached the offline table but not the registry (e.g. after a crash); returns
-    the table's commit list, read once."""
+    the table's commit list, read once.
+
+    A commit other than ``current`` (the one the running operation records itself) that the registry
+    lacks was committed by a writer that died before its registry writes: it gets its commit row and,
+    through :func:`recover_commit`, its provenance, statistics and validation report.
+    """
     table = table or offline.open_table(ctx, record)
     commits = table.commits()
     if commits:
         known = {c["commit_id"] for c in ctx.registry.list_commits(record.id)}
+        previous = FIRST_COMMIT
         for commit in commits:
-            if commit.commit_id not in known:
-                ctx.registry.add_commit(record.id, _registry_row(commit))
+            if commit.commit_id not in known and ctx.registry.add_commit(record.id, _registry_row(commit)) \
+                    and commit.commit_id != current:
+                recover_commit(ctx, record, table, commit, previous)
+            previous = commit.commit_id
     return commits
+
+
+def recover_commit(ctx: StoreContext, record: FeatureGroupRecord, table: offline.OfflineTable,
+                   commit: CommitInfo, previous: str) -> None:
+    """What the writer of ``commit`` did not live to store: provenance, rebuilt from the commit metadata
+    and marked ``kind="recovered"``; for inserts, the statistics of the commit's rows read back from the
+    table and, if the batch was validated (or the commit does not say), the feature group's suite run
+    again on those rows. Best effort: the commit stands whatever fails here.
+    """
+    try:
+        provenance_row = _recovered_provenance(record, commit)
+        ctx.registry.add_provenance(provenance_row, None)
+    except Exception as exc:  # noqa: BLE001 - the commit stands; provenance is best effort after it
+        log.warning("recovered provenance of commit %s of %s was not stored: %s", commit.commit_id, record.label,
+                    exc)
+    if commit.operation not in INSERT_OPERATIONS:
+        return
+    rows = table.read_changes(previous, commit.commit_id)
+    rows = _in_feature_order(record, rows).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        report = None
+        if commit.metadata.get(VALIDATION_KEY) != NOT_VALIDATED:
+            report = _revalidate(ctx, record, rows)
+        gate.after_commit(ctx, record, rows, commit.commit_id, report)
+        log.warning("commit %s of %s reached the offline table but not the registry (the writer died): its "
+                    "provenance, statistics%s were recovered", commit.commit_id, record.label,
+                    " and validation report" if report is not None else "")
+    except Exception as exc:  # noqa: BLE001 - e.g. the cleaner removed the commit's file versions
+        log.warning("statistics and validation of recovered commit %s of %s were not stored: %s",
+                    commit.commit_id, record.label, exc)
+    finally:
+        rows.unpersist()
+
+
+def _revalidate(ctx: StoreContext, record: FeatureGroupRecord, rows: DataFrame) -> Any:
+    """The feature group's suite run on a recovered commit's rows (None without a suite). The rows are
+    what the table kept of the batch (duplicate keys combined), and the data is written whatever the
+    outcome: the report is stored as accepted, with the suite's policy."""
+    suite, policy = gate.load_feature_group_suite(ctx, record)
+    if suite is None:
+        return None
+    cfg = statistics_config(record.statistics_options)
+    extra = scan_analyzers(rows, cfg) if cfg["enabled"] else []
+    report = verify(rows, suite, gate.history_lookup(ctx, record), extra_analyzers=extra)
+    report.outcome, report.policy, report.save = "accepted", policy, True
+    return report
+
+
+def _recovered_provenance(record: FeatureGroupRecord, commit: CommitInfo) -> dict[str, Any]:
+    """A provenance row from what the commit metadata kept (code hash, path, git commit, user, host)."""
+    meta = commit.metadata
+    return {"entity_type": "commit", "feature_group_id": record.id, "commit_id": commit.commit_id,
+            "entity_id": None, "kind": RECOVERED, "path": meta.get("code.path"), "sha256": meta.get("code.sha256"),
+            "git_commit": meta.get("code.git_commit"), "git_dirty": None, "user": meta.get("user") or "unknown",
+            "host": meta.get("host") or "unknown", "python": "unknown", "argv": [], "packages": [],
+            "captured_at": commit.committed_at}
 
 
 def commit_log(ctx: StoreContext, record: FeatureGroupRecord, limit: int | None = None) -> list[dict[str, Any]]:

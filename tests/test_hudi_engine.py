@@ -298,6 +298,7 @@ def test_cleaning_keeps_retained_commits_readable(spark, tmp_path):
             rows_of_arrow(hudi_rs(path, as_of=c), ["id", "v"])
     with pytest.raises(hudi.HudiInstantNotReadable, match=f"oldest readable commit is {commits[2]}"):
         hudi.read(spark, path, {"as.of.instant": commits[1]})
+
     assert sorted(hudi_rs(path).column("id").to_pylist()) == [1, 10, 11, 12, 13]
 
     # archival moves instants older than the retained window out of the active timeline; the data
@@ -479,3 +480,57 @@ def test_splice_with_nested_columns(spark, tmp_path):
     expected = sorted((tuple(norm(v) for v in r) for r in as_read), key=repr)
     assert rows_of_spark(hudi.read(spark, path), cols) == expected
     assert rows_of_arrow(hudi_rs(path), cols) == expected
+
+
+def test_footer_key_cache_is_bounded_and_forgets_cleaned_files(spark, tmp_path):
+    import pyarrow.parquet as pq
+
+    from featurestore.hudi.index import FOOTER_KEY_RANGES, FooterKeyRanges
+
+    path = str(tmp_path / "footers")
+    o = opts("footers", partition="", **{"hoodie.cleaner.commits.retained": "1"})
+    written = []
+    for i in range(3):  # upserts of key 5 rewrite the one file group: each clean deletes the previous version
+        r = hudi.write(spark.createDataFrame([(5, "a", float(i), t(i), "x"), (100 + i, "a", 0.0, t(0), "y")],
+                                             SCHEMA), path, o)
+        meta = json.loads(Path(path, ".hoodie", f"{r.instant_time}.commit").read_text())
+        written += [os.path.join(path, s["path"]) for stats in meta["partitionToWriteStats"].values() for s in stats]
+    live = {os.path.join(path, n) for n in os.listdir(path) if n.endswith(".parquet")}
+    assert len(written) == 3 and len(live) == 1
+    for gone in set(written) - live:  # the writer looked them up; the cleaner deleted them
+        assert gone not in FOOTER_KEY_RANGES
+    (current,) = live
+    keys = sorted(pq.read_table(current, columns=["_hoodie_record_key"]).column(0).to_pylist())
+    assert keys == ["100", "101", "102", "5"]
+    assert FOOTER_KEY_RANGES.get(current) == ("100", "5")  # string order, as Hudi compares keys
+
+    bounded = FooterKeyRanges(max_entries=2)
+    files = []
+    for i in range(3):
+        table_path = str(tmp_path / f"small{i}")
+        hudi.write(spark.createDataFrame([(i, "a", 1.0, t(0), "z")], SCHEMA), table_path,
+                   opts(f"small{i}", partition=""))
+        files += [os.path.join(table_path, n) for n in os.listdir(table_path) if n.endswith(".parquet")]
+    assert bounded.get(files[0]) == ("0", "0")
+    bounded.get(files[1])
+    bounded.get(files[0])  # used again: files[1] is now the least recently used
+    assert bounded.get(files[2]) == ("2", "2")
+    assert len(bounded) == 2 and files[1] not in bounded and files[0] in bounded
+    bounded.forget([files[0]])
+    assert files[0] not in bounded and len(bounded) == 1
+
+
+def test_marker_folders_of_finished_instants_are_removed(spark, tmp_path):
+    path = str(tmp_path / "markers")
+    o = opts("markers", partition="")
+    first = hudi.write(spark.createDataFrame([(1, "a", 1.0, t(0), "x")], SCHEMA), path, o)
+    temp = Path(path, ".hoodie", ".temp")
+    # what a writer killed after its commit point, before removing its markers, leaves behind
+    (temp / first.instant_time).mkdir(parents=True)
+    (temp / first.instant_time / "f_0-1-0_x.parquet.marker.CREATE").touch()
+    hudi.clean(path, 10)
+    assert not list(temp.iterdir())
+    (temp / first.instant_time).mkdir()
+    second = hudi.write(spark.createDataFrame([(2, "a", 2.0, t(1), "y")], SCHEMA), path, o)
+    assert second.instant_time and not list(temp.iterdir())
+    assert rows_of_spark(hudi.read(spark, path), ["id", "v"]) == [(1, 1.0), (2, 2.0)]

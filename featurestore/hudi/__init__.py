@@ -5,7 +5,8 @@ Public surface:
 * :func:`write` ``(df, path, options) -> CommitResult``
 * :func:`read` ``(spark, path, options=None) -> DataFrame``
 * :func:`timeline` ``(path) -> list[dict]``
-* :func:`clean` ``(path, commits_retained) -> int`` (explicit cleaning; writes also clean)
+* :func:`clean` ``(path, commits_retained) -> int`` (explicit cleaning; writes also clean; both first
+  finish a clean or rollback a killed writer left)
 
 Options use Hudi's own keys; see :mod:`featurestore.hudi.options` and the README.
 """

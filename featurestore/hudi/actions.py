@@ -1,5 +1,10 @@
 """Timeline actions run by the driver: the table lock, instant transitions, rollback of
-unfinished instants, cleaning of old file versions, and archival of old instants."""
+unfinished instants, cleaning of old file versions, and archival of old instants.
+
+A clean or a rollback writes its whole plan (``<t>.<action>.requested``) before it acts, and every
+step after that can run twice: a writer killed halfway leaves a plan that the next writer (or
+:func:`featurestore.hudi.clean`) runs again to completion (:func:`recover`), as Hudi does.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,15 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from featurestore.hudi import avro_models
-from featurestore.hudi.errors import HudiInstantNotReadable, HudiLockTimeout
+from featurestore.hudi.errors import HudiError, HudiInstantNotReadable, HudiLockTimeout
 from featurestore.hudi.fs_view import PARTITION_METAFILE, FileSystemView
+from featurestore.hudi.index import FOOTER_KEY_RANGES
 from featurestore.hudi.timeline import Instant, Timeline, jackson_dumps, timeline_dir
 
 MARKER_DIR = ".temp"
@@ -128,7 +135,8 @@ def rollback_pending(base_path: str, timeline: Timeline, view: FileSystemView, n
     """Roll back every unfinished commit instant, recording a rollback instant for each.
 
     Deletes the data files the instant wrote (markers, else a listing), then its instant files;
-    readers never saw any of it. Returns the rolled-back instant times.
+    readers never saw any of it. Returns the rolled-back instant times. Pending rollbacks are
+    finished first (:func:`finish_pending_rollbacks`), so that no commit gets two rollbacks.
     """
     rolled = []
     pending = [i for i in timeline.pending if i.is_commit]
@@ -148,38 +156,153 @@ def rollback_pending(base_path: str, timeline: Timeline, view: FileSystemView, n
             ],
             "version": 1,
         }
-        started = time.monotonic()
         write_atomic(instant_path(base_path, rollback_ts, "rollback", "REQUESTED"),
                      avro_models.serialize(avro_models.ROLLBACK_PLAN, plan))
-        write_atomic(instant_path(base_path, rollback_ts, "rollback", "INFLIGHT"), b"")
-        deleted: dict[str, list[str]] = {}
-        for partition, rels in by_partition.items():
-            for rel in rels:
-                try:
-                    os.remove(Path(base_path) / rel)
-                    deleted.setdefault(partition, []).append(str(Path(base_path) / rel))
-                except FileNotFoundError:
-                    pass
-        for state in ("INFLIGHT", "REQUESTED"):
-            instant_path(base_path, inst.timestamp, inst.action, state).unlink(missing_ok=True)
-        shutil.rmtree(marker_dir(base_path, inst.timestamp), ignore_errors=True)
-        meta = {
-            "startRollbackTime": rollback_ts,
-            "timeTakenInMillis": int((time.monotonic() - started) * 1000),
-            "totalFilesDeleted": sum(len(v) for v in deleted.values()),
-            "commitsRollback": [inst.timestamp],
-            "partitionMetadata": {
-                p: {"partitionPath": p, "successDeleteFiles": deleted.get(p, []), "failedDeleteFiles": [],
-                    "rollbackLogFiles": None}
-                for p in by_partition
-            },
-            "version": 1,
-            "instantsRollback": [{"commitTime": inst.timestamp, "action": inst.action}],
-        }
-        write_atomic(instant_path(base_path, rollback_ts, "rollback", "COMPLETED"),
-                     avro_models.serialize(avro_models.ROLLBACK_METADATA, meta))
+        _execute_rollback(base_path, rollback_ts, plan, view)
         rolled.append(inst.timestamp)
     return rolled
+
+
+def _execute_rollback(base_path: str, rollback_ts: str, plan: dict[str, Any], view: FileSystemView) -> None:
+    """Carry out a requested rollback: ``.rollback.inflight``, delete the planned files (and any other
+    file of the instant), remove the instant's files and markers, then ``<t>.rollback``.
+
+    Every step may already have happened (a writer killed halfway): a missing file counts as deleted,
+    so the same plan can run again until it completes.
+    """
+    started = time.monotonic()
+    target = plan.get("instantToRollback") or {}
+    ts, action = target.get("commitTime"), target.get("action") or "commit"
+    inflight = instant_path(base_path, rollback_ts, "rollback", "INFLIGHT")
+    if not inflight.exists():
+        write_atomic(inflight, b"")
+    planned: dict[str, list[str]] = {}
+    for request in plan.get("RollbackRequests") or []:
+        planned.setdefault(request.get("partitionPath") or "", []).extend(request.get("filesToBeDeleted") or [])
+    if ts:
+        # Files the plan did not know of (a task still writing when the plan was made).
+        known = {p for paths in planned.values() for p in paths}
+        for rel in set(marked_files(base_path, ts)) | set(files_of_instant(view, ts)):
+            absolute = str(Path(base_path) / rel)
+            if absolute not in known:
+                planned.setdefault(rel.rsplit("/", 1)[0] if "/" in rel else "", []).append(absolute)
+    deleted: dict[str, list[str]] = {}
+    failed: dict[str, list[str]] = {}
+    for partition, paths in planned.items():
+        for absolute in paths:
+            try:
+                os.remove(absolute)
+            except FileNotFoundError:
+                pass  # deleted by the run that was killed
+            except OSError:
+                failed.setdefault(partition, []).append(absolute)
+                continue
+            deleted.setdefault(partition, []).append(absolute)
+    FOOTER_KEY_RANGES.forget(p for paths in deleted.values() for p in paths)
+    if failed:
+        raise HudiError(f"rollback {rollback_ts} of instant {ts} could not delete "
+                        f"{sum(len(v) for v in failed.values())} file(s), e.g. {next(iter(failed.values()))[0]}; "
+                        "the next writer retries it")
+    if ts:
+        for state in ("INFLIGHT", "REQUESTED"):
+            instant_path(base_path, ts, action, state).unlink(missing_ok=True)
+        shutil.rmtree(marker_dir(base_path, ts), ignore_errors=True)
+    meta = {
+        "startRollbackTime": rollback_ts,
+        "timeTakenInMillis": int((time.monotonic() - started) * 1000),
+        "totalFilesDeleted": sum(len(v) for v in deleted.values()),
+        "commitsRollback": [ts] if ts else [],
+        "partitionMetadata": {
+            p: {"partitionPath": p, "successDeleteFiles": deleted.get(p, []), "failedDeleteFiles": [],
+                "rollbackLogFiles": None}
+            for p in planned
+        },
+        "version": 1,
+        "instantsRollback": [{"commitTime": ts, "action": action}] if ts else [],
+    }
+    write_atomic(instant_path(base_path, rollback_ts, "rollback", "COMPLETED"),
+                 avro_models.serialize(avro_models.ROLLBACK_METADATA, meta))
+
+
+def _pending_plan(base_path: str, inst: Instant) -> dict[str, Any] | None:
+    """The plan in a pending clean's or rollback's ``.requested`` file, or None if it cannot be read."""
+    try:
+        return avro_models.deserialize(instant_path(base_path, inst.timestamp, inst.action, "REQUESTED").read_bytes())
+    except (OSError, ValueError, EOFError):
+        return None
+
+
+def _drop_pending(base_path: str, inst: Instant) -> None:
+    """Remove the files of a pending instant whose plan is unreadable (nothing of it ran: a plan is
+    written whole before any step acts on it)."""
+    for state in ("INFLIGHT", "REQUESTED"):
+        instant_path(base_path, inst.timestamp, inst.action, state).unlink(missing_ok=True)
+
+
+def finish_pending_rollbacks(base_path: str, timeline: Timeline, view: FileSystemView) -> list[str]:
+    """Complete every rollback a killed writer left requested or inflight, oldest first, by running its
+    plan again (as Hudi does). Returns the instant times of the rolled-back commits."""
+    done = []
+    for inst in [i for i in timeline.pending if i.action == "rollback"]:
+        plan = _pending_plan(base_path, inst)
+        if not plan:
+            _drop_pending(base_path, inst)
+            continue
+        _execute_rollback(base_path, inst.timestamp, plan, view)
+        done.append((plan.get("instantToRollback") or {}).get("commitTime") or inst.timestamp)
+    return done
+
+
+def finish_pending_cleans(base_path: str, timeline: Timeline) -> int:
+    """Complete every clean a killed writer left requested or inflight by running its plan again;
+    returns the number of files deleted."""
+    total = 0
+    for inst in [i for i in timeline.pending if i.action == "clean"]:
+        plan = _pending_plan(base_path, inst)
+        if not plan:
+            _drop_pending(base_path, inst)
+            continue
+        total += _execute_clean(base_path, inst.timestamp, plan)
+    return total
+
+
+def remove_stale_markers(base_path: str, timeline: Timeline) -> list[str]:
+    """Delete ``.hoodie/.temp/<instant>`` folders of instants that are no longer pending (a writer
+    killed between its commit and the removal of its markers leaves them)."""
+    root = Path(base_path) / ".hoodie" / MARKER_DIR
+    pending = {i.timestamp for i in timeline.pending if i.is_commit}
+    removed = []
+    for entry in (os.scandir(root) if root.is_dir() else []):
+        if entry.is_dir() and entry.name not in pending:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What :func:`recover` finished of what killed writers left."""
+
+    rolled_back: tuple[str, ...] = ()
+    cleans_finished: int = 0
+    files_cleaned: int = 0
+    markers_removed: tuple[str, ...] = ()
+
+
+def recover(base_path: str, timeline: Timeline, partitioned: bool, new_ts: str) -> Recovery:
+    """Finish what killed writers left, under the table lock: pending rollbacks, then unfinished
+    commits (rolled back), then pending cleans, then marker folders of finished instants."""
+    view = FileSystemView(base_path, timeline, partitioned)
+    rolled = finish_pending_rollbacks(base_path, timeline, view)
+    if rolled:
+        timeline = Timeline.load(base_path)
+        view = FileSystemView(base_path, timeline, partitioned)
+    rolled += rollback_pending(base_path, timeline, view, max(new_ts, timeline.new_instant_time()))
+    pending_cleans = [i for i in timeline.pending if i.action == "clean"]
+    cleaned = finish_pending_cleans(base_path, timeline) if pending_cleans else 0
+    # The timeline as loaded: a commit rolled back above removed its own markers.
+    markers = remove_stale_markers(base_path, timeline)
+    return Recovery(tuple(rolled), len(pending_cleans), cleaned, tuple(markers))
 
 
 def _bump(ts: str, offset: int) -> str:
@@ -258,30 +381,47 @@ def clean(base_path: str, timeline: Timeline, view: FileSystemView, retained: in
         "partitionsToBeDeleted": [],
         "extraMetadata": None,
     }
-    payload = avro_models.serialize(avro_models.CLEANER_PLAN, plan)
-    write_atomic(instant_path(base_path, clean_ts, "clean", "REQUESTED"), payload)
-    write_atomic(instant_path(base_path, clean_ts, "clean", "INFLIGHT"), payload)
+    write_atomic(instant_path(base_path, clean_ts, "clean", "REQUESTED"),
+                 avro_models.serialize(avro_models.CLEANER_PLAN, plan))
+    return _execute_clean(base_path, clean_ts, plan, started)
+
+
+def _execute_clean(base_path: str, clean_ts: str, plan: dict[str, Any], started: float | None = None) -> int:
+    """Carry out a requested clean: ``.clean.inflight`` (the plan again), delete the planned files, then
+    ``<t>.clean``. A file already gone counts as deleted, so a killed clean's plan can run again."""
+    started = time.monotonic() if started is None else started
+    inflight = instant_path(base_path, clean_ts, "clean", "INFLIGHT")
+    if not inflight.exists():
+        write_atomic(inflight, avro_models.serialize(avro_models.CLEANER_PLAN, plan))
+    to_delete: dict[str, list[str]] = {}
+    for partition, infos in (plan.get("filePathsToBeDeletedPerPartition") or {}).items():
+        to_delete[partition] = [info["filePath"] for info in infos or [] if info.get("filePath")]
     deleted: dict[str, list[str]] = {}
     failed: dict[str, list[str]] = {}
-    for partition, names in to_delete.items():
-        for name in names:
-            target = Path(base_path) / partition / name if partition else Path(base_path) / name
+    for partition, paths in to_delete.items():
+        for absolute in paths:
             try:
-                target.unlink()
-                deleted.setdefault(partition, []).append(name)
+                os.remove(absolute)
+            except FileNotFoundError:
+                pass  # deleted by a clean that was killed before it completed
             except OSError:
-                failed.setdefault(partition, []).append(name)
+                failed.setdefault(partition, []).append(os.path.basename(absolute))
+                continue
+            deleted.setdefault(partition, []).append(os.path.basename(absolute))
+    FOOTER_KEY_RANGES.forget(p for paths in to_delete.values() for p in paths)
+    earliest = (plan.get("earliestInstantToRetain") or {}).get("timestamp") or ""
     meta = {
         "startCleanTime": clean_ts,
         "timeTakenInMillis": int((time.monotonic() - started) * 1000),
         "totalFilesDeleted": sum(len(v) for v in deleted.values()),
-        "earliestCommitToRetain": earliest.timestamp,
-        "lastCompletedCommitTimestamp": commits[-1].timestamp,
+        "earliestCommitToRetain": earliest,
+        "lastCompletedCommitTimestamp": plan.get("lastCompletedCommitTimestamp") or "",
         "partitionMetadata": {
-            p: {"partitionPath": p, "policy": "KEEP_LATEST_COMMITS", "deletePathPatterns": names,
+            p: {"partitionPath": p, "policy": plan.get("policy") or "KEEP_LATEST_COMMITS",
+                "deletePathPatterns": [os.path.basename(x) for x in paths],
                 "successDeleteFiles": deleted.get(p, []), "failedDeleteFiles": failed.get(p, []),
                 "isPartitionDeleted": False}
-            for p, names in to_delete.items()
+            for p, paths in to_delete.items()
         },
         "version": 2,
         "bootstrapPartitionMetadata": None,

@@ -27,28 +27,31 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featurestore.hudi import index, parquet_splice
+from featurestore.hudi.schema import META_COLUMNS
 
 # Row kinds in the _fs_kind column (incoming rows carry INSERT, UPDATE-candidate or DELETE).
 COPY, INSERT, UPDATE, DELETE = 0, 1, 2, 3
 GROUP, KIND, ORD = "_fs_group", "_fs_kind", "_fs_ord"
 NEW_PREFIX = "new:"
-META = ("_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key", "_hoodie_partition_path",
-        "_hoodie_file_name")
 # Dictionary pages are capped at 64 KiB (pyarrow's default is 1 MiB): a high-cardinality column then
 # falls back to plain encoding after a few thousand values instead of hashing a whole row group
 # first, which halves the encoding time of typical feature data and makes files no larger.
 DICTIONARY_PAGE_LIMIT = 64 * 1024
 # Position of _hoodie_file_name among the columns (leaves) and among the schema elements (after the
 # root); the meta columns come first and are flat, so both are fixed.
-FILE_NAME_COLUMN = META.index("_hoodie_file_name")
+FILE_NAME_COLUMN = META_COLUMNS.index("_hoodie_file_name")
 FILE_NAME_ELEMENT = FILE_NAME_COLUMN + 1
-KEY_COLUMN = META.index("_hoodie_record_key")
+KEY_COLUMN = META_COLUMNS.index("_hoodie_record_key")
 
-STATS_SCHEMA = (
-    "partition string, file_id string, file_name string, prev_commit string, num_writes long, "
-    "num_inserts long, num_updates long, num_deletes long, file_size long, min_key string, "
-    "max_key string, write_ms long"
+# The statistics row each task returns per file written: one definition, as an Arrow schema (what the
+# tasks yield) and the same as a Spark DDL string (what mapInArrow declares).
+STATS_FIELDS: tuple[tuple[str, str], ...] = (
+    ("partition", "string"), ("file_id", "string"), ("file_name", "string"), ("prev_commit", "string"),
+    ("num_writes", "long"), ("num_inserts", "long"), ("num_updates", "long"), ("num_deletes", "long"),
+    ("file_size", "long"), ("min_key", "string"), ("max_key", "string"), ("write_ms", "long"),
 )
+STATS_ARROW = pa.schema([(name, pa.string() if kind == "string" else pa.int64()) for name, kind in STATS_FIELDS])
+STATS_SCHEMA = ", ".join(f"{name} {kind}" for name, kind in STATS_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -147,21 +150,21 @@ class _FileWriter:
 
 
 def _file_schema(ctx: WriteContext, incoming: pa.Schema) -> pa.Schema:
-    return pa.schema([pa.field(c, pa.string()) for c in META] + [incoming.field(c) for c in ctx.data_columns])
+    return pa.schema([pa.field(c, pa.string()) for c in META_COLUMNS] + [incoming.field(c) for c in ctx.data_columns])
 
 
 def _conform_old(old: pa.Table, target: pa.Schema, ctx: WriteContext) -> pa.Table:
     """The stored rows in the incoming (table) schema: new columns as nulls, types cast."""
     n = old.num_rows
     arrays = []
-    for name in META + ctx.data_columns:
+    for name in META_COLUMNS + ctx.data_columns:
         f = target.field(name) if name in target.names else pa.field(name, pa.string())
         if name in old.column_names:
             col = old.column(name)
             arrays.append(col if col.type == f.type else col.cast(f.type))
         else:
             arrays.append(pa.nulls(n, f.type))
-    return pa.Table.from_arrays(arrays, names=list(META + ctx.data_columns))
+    return pa.Table.from_arrays(arrays, names=list(META_COLUMNS + ctx.data_columns))
 
 
 def _resolve(ctx: WriteContext, old_keys: pa.Array, old_ordering: pa.Array | None,
@@ -218,7 +221,7 @@ def _merge(ctx: WriteContext, old: pa.Table, incoming: pa.Table) -> tuple[pa.Tab
     old_keys = old.column("_hoodie_record_key").combine_chunks()
     winners, drop, deletes = _resolve(ctx, old_keys, _old_ordering(ctx, old), incoming)
     kept = _with_copy_kind(old.filter(pa.array(~drop)))
-    columns = list(META + ctx.data_columns) + [KIND]
+    columns = list(META_COLUMNS + ctx.data_columns) + [KIND]
     # Stored rows keep their order and new versions follow, as Hudi's merge handle writes them; no
     # sort of the whole file group is needed (its key range, kept in the footer, is what matters).
     merged = pa.concat_tables([kept.select(columns), winners.select(columns)], promote_options="permissive")
@@ -254,7 +257,7 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
     except parquet_splice.SpliceError:
         return None
     stored = pq.ParquetFile(old_path)
-    if stored.schema_arrow.names != list(META + ctx.data_columns):
+    if stored.schema_arrow.names != list(META_COLUMNS + ctx.data_columns):
         return None
     key_columns = ["_hoodie_record_key"]
     if ctx.precombine_field and ctx.precombine_field in stored.schema_arrow.names:
@@ -280,7 +283,7 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
     tail = last if winners.num_rows and last >= 0 and group_rows[last] < ctx.row_group_rows else None
     if tail is not None:
         touched.setdefault(tail, None)
-    columns = list(META + ctx.data_columns) + [KIND]
+    columns = list(META_COLUMNS + ctx.data_columns) + [KIND]
     writer = new_file(pa.BufferOutputStream())
     encoded_groups: dict[int, int] = {}  # touched row group -> how many row groups its kept rows became
     trailing = winners.select(columns)
@@ -450,14 +453,7 @@ def make_write_function(ctx: WriteContext):
                     write_new(final=False)
         finish_group()
         if stats:
-            yield pa.RecordBatch.from_pylist(stats, schema=_STATS_ARROW)
+            yield pa.RecordBatch.from_pylist(stats, schema=STATS_ARROW)
 
     return write_partition
 
-
-_STATS_ARROW = pa.schema([
-    ("partition", pa.string()), ("file_id", pa.string()), ("file_name", pa.string()),
-    ("prev_commit", pa.string()), ("num_writes", pa.int64()), ("num_inserts", pa.int64()),
-    ("num_updates", pa.int64()), ("num_deletes", pa.int64()), ("file_size", pa.int64()),
-    ("min_key", pa.string()), ("max_key", pa.string()), ("write_ms", pa.int64()),
-])

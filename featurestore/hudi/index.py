@@ -9,8 +9,11 @@ incoming key. Executors read only the key column of those row groups.
 
 from __future__ import annotations
 
+import os
+import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 import pyarrow as pa
@@ -26,6 +29,56 @@ _LOOKUP_ARROW = pa.schema([(RECORD_KEY, pa.string()), ("_hoodie_partition_path",
 
 def as_text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+# Footer key ranges kept by the driver (one entry per base file, ~200 bytes): enough for the current
+# files of several large tables; the least recently used go first.
+FOOTER_CACHE_ENTRIES = 20_000
+
+
+class FooterKeyRanges:
+    """``(min, max)`` record key of base files, read from their footers; a bounded LRU cache.
+
+    Base files never change once written, so an entry stays right until the file is deleted; the
+    cleaner and rollback call :meth:`forget` for the files they delete.
+    """
+
+    def __init__(self, max_entries: int = FOOTER_CACHE_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._ranges: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+    def __contains__(self, path: object) -> bool:
+        return isinstance(path, str) and os.path.normpath(path) in self._ranges
+
+    def get(self, path: str) -> tuple[str | None, str | None]:
+        """The key range of the base file at ``path`` (its footer is read on a miss)."""
+        path = os.path.normpath(path)  # the writer and the cleaner spell paths differently
+        with self._lock:
+            if path in self._ranges:
+                self._ranges.move_to_end(path)
+                return self._ranges[path]
+        meta = pq.read_metadata(path).metadata or {}
+        lo, hi = meta.get(b"hoodie_min_record_key"), meta.get(b"hoodie_max_record_key")
+        found = (lo.decode() if lo else None, hi.decode() if hi else None)
+        with self._lock:
+            self._ranges[path] = found
+            self._ranges.move_to_end(path)
+            while len(self._ranges) > self.max_entries:
+                self._ranges.popitem(last=False)
+        return found
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop deleted files (absolute paths)."""
+        with self._lock:
+            for path in paths:
+                self._ranges.pop(os.path.normpath(str(path)), None)
+
+
+FOOTER_KEY_RANGES = FooterKeyRanges()
 
 
 def candidate_row_groups(metadata: pq.FileMetaData, column: int, keys: list[str]) -> list[int]:

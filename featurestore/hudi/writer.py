@@ -1,10 +1,12 @@
 """Driver side of a write: validate, lock, plan, run the Spark write job, commit.
 
 Every write is one instant on the timeline. The sequence (each step only after the previous one
-succeeded): validate options and data (nothing written on error) -> take the table lock -> roll
-back unfinished instants -> ``<t>.commit.requested`` and ``<t>.inflight`` -> executors write the
-new base files -> remove files of failed task attempts -> ``<t>.commit`` (atomic rename: the
-commit point) -> clean and archive. A failure before the commit point rolls the instant back.
+succeeded): validate options and data (nothing written on error) -> take the table lock -> finish
+what a killed writer left (pending rollbacks and cleans re-run from their plans, unfinished commits
+rolled back, stale marker folders removed; :func:`actions.recover`) -> ``<t>.commit.requested``
+and ``<t>.inflight`` -> executors write the new base files -> remove files of failed task attempts
+-> ``<t>.commit`` (atomic rename: the commit point) -> clean and archive. A failure before the
+commit point rolls the instant back.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pyarrow.parquet as pq
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -161,12 +162,14 @@ def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
             if summary["n"] == 0:
                 return CommitResult(None, opts.operation)
             instant = timeline.new_instant_time()
-            rolled = actions.rollback_pending(path, timeline, view, instant)
-            if rolled:
+            # Finish what a killed writer left (rollbacks, unfinished commits, cleans, markers) first.
+            recovery = actions.recover(path, timeline, bool(opts.partition_fields), instant)
+            rolled = list(recovery.rolled_back)
+            if recovery != actions.Recovery():
                 timeline = Timeline.load(path)
                 view = FileSystemView(path, timeline, bool(opts.partition_fields))
                 instant = timeline.new_instant_time()
-            plan = _Plan(spark, path, opts, view, timeline, incoming, summary, new_schema, table_schema)
+            plan = WritePlan(spark, path, opts, view, timeline, incoming, summary, new_schema, table_schema)
             result = plan.execute(instant, avro, rolled)
         finally:
             incoming.unpersist()
@@ -205,19 +208,7 @@ def _prepare(df: DataFrame, spec: KeySpec, opts: WriteOptions, schema: T.StructT
     )
 
 
-_FOOTER_KEYS: dict[str, tuple[str | None, str | None]] = {}
-
-
-def _footer_key_range(path: str) -> tuple[str | None, str | None]:
-    """``(min, max)`` record key from a base file's footer (cached: base files never change)."""
-    if path not in _FOOTER_KEYS:
-        meta = pq.read_metadata(path).metadata or {}
-        lo, hi = meta.get(b"hoodie_min_record_key"), meta.get(b"hoodie_max_record_key")
-        _FOOTER_KEYS[path] = (lo.decode() if lo else None, hi.decode() if hi else None)
-    return _FOOTER_KEYS[path]
-
-
-class _Plan:
+class WritePlan:
     """One write's plan: which incoming rows go to which file group; then the job and the commit.
 
     Only incoming rows are shuffled: each task reads the current base file of the file groups it
@@ -271,7 +262,7 @@ class _Plan:
         lo, hi = self.key_range
         out = []
         for f in files:
-            fmin, fmax = _footer_key_range(self._file_path(f))
+            fmin, fmax = index.FOOTER_KEY_RANGES.get(self._file_path(f))
             if fmin is None or fmax is None or lo is None or not (fmax < lo or fmin > hi):
                 out.append(f)
         return out
@@ -517,7 +508,11 @@ def _write_with_datasource(df: DataFrame, path: str, opts: WriteOptions) -> Comm
 
 def clean(path: str, commits_retained: int, lock_timeout: float = 60.0) -> int:
     """Clean file versions no longer needed to read the last ``commits_retained`` commits (recorded as a
-    Hudi clean instant) and archive old instants; returns the number of files removed."""
+    Hudi clean instant) and archive old instants; returns the number of files removed.
+
+    First finishes what a killed writer left: pending rollbacks and cleans run again from their plans,
+    unfinished commits are rolled back, marker folders of finished instants are removed.
+    """
     from featurestore.hudi.table import load_table_config
 
     if commits_retained < 1:
@@ -525,8 +520,10 @@ def clean(path: str, commits_retained: int, lock_timeout: float = 60.0) -> int:
     config = load_table_config(path)
     with actions.table_lock(path, lock_timeout):
         timeline = Timeline.load(path)
+        recovery = actions.recover(path, timeline, bool(config.partition_fields), timeline.new_instant_time())
+        timeline = Timeline.load(path)
         view = FileSystemView(path, timeline, bool(config.partition_fields))
         cleaned = actions.clean(path, timeline, view, commits_retained, timeline.new_instant_time())
-        if cleaned:
+        if cleaned or recovery != actions.Recovery():
             actions.archive(path, Timeline.load(path))
-    return cleaned
+    return cleaned + recovery.files_cleaned
