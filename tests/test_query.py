@@ -66,28 +66,33 @@ def test_select_filter_and_as_of(env):
 
 def test_joins(env):
     fs, users, clicks, devices, _ = env
-    inner = users.select(["user_id", "name"]).join(clicks.select(["clicks"]))
+    # the plain equi-join, asked for explicitly (event-timed feature groups join point-in-time by default:
+    # tests/test_query_pit.py)
+    inner = users.select(["user_id", "name"]).join(clicks.select(["clicks"]), join_type="inner", point_in_time=False)
     assert inner.features == ["user_id", "name", "clicks"]
     assert rows(inner.read()) == [(1, "ana", 10), (2, "bo", 20)]
-    left = users.select(["user_id", "name"]).join(clicks.select(["clicks"]), join_type="left")
+    left = users.select(["user_id", "name"]).join(clicks.select(["clicks"]), join_type="left", point_in_time=False)
     assert rows(left.read()) == sorted([(1, "ana", 10), (2, "bo", 20), (3, "chloé", None), (4, "dan", None)], key=repr)
     # outer join with the key selected on both sides: merged like SQL USING, whichever side has it
-    outer = users.select(["user_id", "age"]).join(clicks.select(["user_id", "clicks"]), join_type="outer")
+    outer = users.select(["user_id", "age"]).join(clicks.select(["user_id", "clicks"]), join_type="outer",
+                                                  point_in_time=False)
     assert outer.features == ["user_id", "age", "clicks"]
     assert rows(outer.read()) == sorted([(1, 31, 10), (2, None, 20), (3, 41, None), (4, 22, None), (5, None, 50)],
                                         key=repr)
-    right = users.select(["user_id", "age"]).join(clicks.select(["clicks"]), join_type="right")
+    right = users.select(["user_id", "age"]).join(clicks.select(["clicks"]), join_type="right", point_in_time=False)
     assert rows(right.read()) == sorted([(1, 31, 10), (2, None, 20), (5, None, 50)], key=repr)
     # collisions: an error naming them, or a prefix
     with pytest.raises(QueryError, match=r"collision: 'ts' \(users.ts and clicks.ts\)"):
         users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]))
-    pref = users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]), prefix="c_")
+    pref = users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]), prefix="c_", join_type="inner",
+                                                point_in_time=False)
     assert pref.features == ["user_id", "ts", "c_clicks", "c_ts"]
     assert rows(pref.read(), ["user_id", "c_ts"]) == [(1, ts(1).replace(tzinfo=None)), (2, ts(1).replace(tzinfo=None))]
     # no shared primary key: an error, unless keys are named
     with pytest.raises(QueryError, match="share no primary-key column"):
         users.select(["name"]).join(devices.select(["os"]))
-    by_owner = users.select(["name"]).join(devices.select(["device_id", "os"]), left_on="user_id", right_on="owner")
+    by_owner = users.select(["name"]).join(devices.select(["device_id", "os"]), left_on="user_id", right_on="owner",
+                                           join_type="inner")
     assert rows(by_owner.read()) == [("ana", "d1", "ios"), ("bo", "d2", "android")]
     with pytest.raises(QueryError, match=r"join key\(s\) 'owner' \(left\) are not columns of feature group 'users'"):
         users.select(["name"]).join(devices.select(["os"]), on="owner")
@@ -95,18 +100,23 @@ def test_joins(env):
         users.select(["name"]).join(clicks.select(["clicks"]), join_type="cross")
     # nested: users JOIN (clicks JOIN devices on owner)
     nested = users.select(["user_id", "name"]).join(
-        clicks.select(["clicks"]).join(devices.select(["os"]), left_on="user_id", right_on="owner"))
+        clicks.select(["clicks"]).join(devices.select(["os"]), left_on="user_id", right_on="owner",
+                                       join_type="inner"), join_type="inner", point_in_time=False)
     assert rows(nested.read()) == [(1, "ana", 10, "ios"), (2, "bo", 20, "android")]
 
 
 def test_to_string_runs_as_sql_and_round_trips(env):
     fs, users, clicks, devices, c1 = env
     queries = [
-        users.select(["user_id", "name"]).filter("age > 25").join(clicks.select(["clicks"]), join_type="left"),
-        users.select(["user_id", "age"]).join(clicks.select(["user_id", "clicks"]), join_type="outer"),
-        users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]), prefix="c_"),
+        users.select(["user_id", "name"]).filter("age > 25").join(clicks.select(["clicks"]), join_type="left",
+                                                                  point_in_time=False),
+        users.select(["user_id", "age"]).join(clicks.select(["user_id", "clicks"]), join_type="outer",
+                                              point_in_time=False),
+        users.select(["user_id", "ts"]).join(clicks.select(["clicks", "ts"]), prefix="c_", join_type="inner",
+                                             point_in_time=False),
         users.select(["user_id", "name"]).join(
-            clicks.select(["clicks"]).join(devices.select(["os"]), left_on="user_id", right_on="owner")),
+            clicks.select(["clicks"]).join(devices.select(["os"]), left_on="user_id", right_on="owner",
+                                           join_type="inner"), join_type="inner", point_in_time=False),
     ]
     for query in queries:
         sql = query.to_string()

@@ -79,16 +79,18 @@ class FeatureView:
         return f"FeatureView({self.name!r}, version={self.version}, features={self.features}, labels={self.labels})"
 
     # -- offline -----------------------------------------------------------------------------
-    def get_batch_data(self) -> DataFrame:
-        """The query's rows as of now (labels included when the query holds them)."""
-        return self.query.read()
+    def get_batch_data(self, ttl: dt.timedelta | None = None) -> DataFrame:
+        """The query's rows as of now (labels included when the query holds them); joins of event-timed
+        feature groups are point-in-time on the left feature group's event time (``ttl`` as in
+        ``Query.read``)."""
+        return self.query.read(ttl=ttl)
 
     def get_training_data(self, spine: DataFrame | None = None, spine_event_time: str = "ts",
                           ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False) -> DataFrame:
-        """Training rows without writing them: the query's rows, or with ``spine`` its point-in-time join
-        (see ``FeatureStore.get_training_data``)."""
+        """Training rows without writing them: the query's rows (its joins point-in-time), or with
+        ``spine`` its point-in-time join (see ``FeatureStore.get_training_data``)."""
         if spine is None:
-            return self.get_batch_data()
+            return self.get_batch_data(ttl=ttl)
         return point_in_time(self._fs, spine, [self.query], spine_event_time, ttl, as_known_at_spine_time)[0]
 
     def create_training_dataset(self, spine: DataFrame | Query | None = None, spine_event_time: str | None = None,
