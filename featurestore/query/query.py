@@ -190,6 +190,9 @@ class Query:
             raise QueryError(f"join: left_on {left_l} and right_on {right_l} must have the same number of columns")
         if not on_l and not left_l:
             on_l = [c for c in self._fg.primary_key if c in right_fg.primary_key]
+            if point_in_time is not False and self._fg.event_time and right_fg.event_time:
+                # a point-in-time join matches on the entity key: the event times are compared, not equated
+                on_l = [c for c in on_l if c not in (self._fg.event_time, right_fg.event_time)]
             if not on_l:
                 raise QueryError(f"feature groups '{self._fg.name}' (primary key {self._fg.primary_key}) and "
                                  f"'{right_fg.name}' (primary key {right_fg.primary_key}) share no primary-key "
@@ -302,13 +305,22 @@ class Query:
 
     def to_string(self) -> str:
         """The query as Spark SQL over the views ``<name>_<version>`` of ``fs.sql`` (``as_of`` is shown as
-        a comment: time travel is applied by ``read()``)."""
-        counter = [0]
+        a comment: time travel is applied by ``read()``).
+
+        A point-in-time join is shown as a ``LATERAL`` subquery taking the newest right row at or before the
+        left row's event time (``ORDER BY ... DESC LIMIT 1``): the same rows as ``read()`` gives (without a
+        ttl), though ``read()`` computes them by sort-and-carry-forward, not by this range join.
+        """
+        return self._sql_select([0], [])
+
+    def _sql_select(self, counter: list[int], hidden: list[str]) -> str:
+        """``SELECT`` of the outputs, plus the columns ``hidden`` of this feature group as ``__h<i>``."""
         from_sql, aliases = self._sql_from(counter)
         cols = []
         for name, alias, src, coalesce_with in self._sql_columns(aliases):
             expr = f"{alias}.{q(src)}" if coalesce_with is None else f"COALESCE({alias}.{q(src)}, {coalesce_with})"
             cols.append(expr if src == name and coalesce_with is None else f"{expr} AS {q(name)}")
+        cols += [f"{aliases[id(self)]}.{q(c)} AS {q(f'__h{i}')}" for i, c in enumerate(hidden)]
         return "SELECT " + ", ".join(cols) + "\nFROM " + from_sql
 
     def _sql_from(self, counter: list[int]) -> tuple[str, dict[int, str]]:
@@ -324,6 +336,9 @@ class Query:
             text = f"{table}{comment} AS {alias}"
         aliases = {id(self): alias}
         for j in self._joins:
+            if j.point_in_time:
+                text += self._sql_pit_join(j, alias, counter, aliases)
+                continue
             right_sql, right_aliases = j.query._sql_from(counter)
             if j.query._joins:
                 right_sql = f"({right_sql})"
@@ -333,6 +348,23 @@ class Query:
             kind = {"inner": "INNER", "left": "LEFT OUTER", "right": "RIGHT OUTER", "outer": "FULL OUTER"}[j.join_type]
             text += f"\n{kind} JOIN {right_sql} ON {cond}"
         return text, aliases
+
+    def _sql_pit_join(self, j: Join, alias: str, counter: list[int], aliases: dict[int, str]) -> str:
+        """A point-in-time join as SQL: the right query (with its keys and event time as ``__h<i>``) in a
+        lateral subquery that keeps the newest row at or before the left row's event time."""
+        right_alias = f"t{counter[0]}"
+        counter[0] += 1
+        n = len(j.right_on)
+        right_sql = j.query._sql_select(counter, [*j.right_on, j.query.feature_group.event_time])
+        conds = [f"{right_alias}.{q(f'__h{i}')} = {alias}.{q(lc)}" for i, lc in enumerate(j.left_on)]
+        conds.append(f"{right_alias}.{q(f'__h{n}')} <= {alias}.{q(self._fg.event_time)}")
+        aliases[id(j.query)] = right_alias
+        kind = "LEFT OUTER" if j.join_type == "left" else "INNER"
+        inner = right_sql.replace("\n", "\n    ")
+        # display text for to_string(); every name in it is quoted by q() or generated here
+        return (f"\n{kind} JOIN LATERAL (SELECT * FROM (\n    {inner}) AS {right_alias}\n  WHERE "  # noqa: S608
+                f"{' AND '.join(conds)}\n  ORDER BY {right_alias}.{q(f'__h{n}')} DESC LIMIT 1) AS {right_alias} "
+                "ON TRUE")
 
     def _sql_columns(self, aliases: dict[int, str]) -> list[tuple[str, str, str, str | None]]:
         """(output name, table alias, source column, COALESCE partner or None) of every output."""
@@ -344,7 +376,9 @@ class Query:
                 right_alias = aliases[id(j.query)]
                 cols = [(n, a, s, f"{right_alias}.{q(j.right_on[merged[n]])}" if n in merged else c)
                         for n, a, s, c in cols]
-            for n, a, s, c in j.query._sql_columns(aliases):
+            right_cols = ([(n, aliases[id(j.query)], n, None) for n in j.query.features] if j.point_in_time
+                          else j.query._sql_columns(aliases))
+            for n, a, s, c in right_cols:
                 if j.prefix:
                     cols.append(((j.prefix or "") + n, a, s, c))
                 elif n not in merged:
