@@ -18,6 +18,7 @@ from featurestore import offline
 from featurestore.model.records import FeatureGroupRecord
 from featurestore.query import pit
 from featurestore.query.errors import QueryError, q
+from featurestore.query.filters import Condition
 from featurestore.sources import read_feature_group
 
 if TYPE_CHECKING:
@@ -132,12 +133,23 @@ class Query:
         fields.update(changes)
         return Query(**fields)
 
-    def filter(self, condition: Column | str) -> Query:
-        """Keep the rows of this query's feature group matching ``condition`` (a Column or SQL text).
+    def filter(self, condition: Condition | Column | str) -> Query:
+        """Keep the rows of this query's feature group matching ``condition``: a condition built from
+        features (``fg.amount > 100``, ``(fg.a > 1) & (fg.b == "x")``, ``fg.c.isin([...])``,
+        ``fg.d.like("x%")``), a Spark Column or SQL text.
 
         The condition may use any column of the feature group, selected or not; it applies before joins.
-        Column conditions are stored as the SQL Spark resolves them to.
+        Conditions are stored as the SQL Spark resolves them to.
         """
+        if isinstance(condition, Condition):
+            others = sorted(condition.feature_groups - {self._fg.table_name})
+            if others:
+                raise QueryError(f"filter on the query of '{self._fg.name}' v{self._fg.version} uses features of "
+                                 f"{', '.join(others)}: filter that feature group's own query before the join")
+            condition = condition.column
+        elif not isinstance(condition, Column | str):
+            raise QueryError(f"filter needs a condition (fg.amount > 100), a Spark Column or SQL text, got "
+                             f"{type(condition).__name__}")
         frame = read_feature_group(self._ctx, self._fg, self._as_of)
         try:
             plan = frame.where(F.expr(condition) if isinstance(condition, str) else condition)
