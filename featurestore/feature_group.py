@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import logging
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pyspark.sql import DataFrame
@@ -25,7 +26,7 @@ from featurestore.quality import history as quality_history
 from featurestore.quality.report import write_report
 from featurestore.quality.statistics import statistics_config
 from featurestore.quality.suite import ExpectationSuite, ValidationReport, as_suite, verify
-from featurestore.query import Query, QueryError
+from featurestore.query import FeatureColumn, Query, QueryError
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ExternalFeatureGroup", "Feature", "FeatureGroup", "FeatureGroupError", "WriteResult",
            "features_from_schema"]
+
+log = logging.getLogger(__name__)
+
+# write options that only mean something on Hopsworks (its jobs): accepted from hsfs code, ignored here
+HOPSWORKS_ONLY_WRITE_OPTIONS = ("wait_for_job", "start_offline_materialization")
 
 
 class _FeatureGroupBase:
@@ -127,6 +133,22 @@ class _FeatureGroupBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, version={self.version}, primary_key={self.primary_key})"
 
+    # -- features for filters (hsfs: fg.amount > 100, fg["amount"]) --------------------------
+    def __getitem__(self, name: str) -> FeatureColumn:
+        """A feature for building filter conditions: ``query.filter(fg["amount"] > 100)``."""
+        if not isinstance(name, str) or name not in self._record.feature_names:
+            raise KeyError(f"feature group '{self.name}' v{self.version} has no feature {name!r} "
+                           f"(features: {', '.join(self._record.feature_names)})")
+        return FeatureColumn(name, self._record.table_name)
+
+    def __getattr__(self, name: str) -> FeatureColumn:
+        # only reached for names that are not attributes: features whose names are properties (name,
+        # version, ...) are reached with fg["name"]
+        record = self.__dict__.get("_record")
+        if name.startswith("_") or record is None or name not in record.feature_names:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return FeatureColumn(name, record.table_name)
+
     # -- metadata ----------------------------------------------------------------------------
     def get_feature(self, name: str) -> Feature:
         """One feature by name."""
@@ -212,22 +234,44 @@ class FeatureGroup(_FeatureGroupBase):
         return offline.open_table(self._fs, self._record)
 
     # -- writes ------------------------------------------------------------------------------
-    def insert(self, df: DataFrame, operation: str = "upsert", write_options: dict[str, Any] | None = None,
+    def insert(self, df: Any, operation: str = "upsert", write_options: dict[str, Any] | None = None,
                storage: str | None = None, validation_options: dict[str, Any] | None = None) -> WriteResult:
-        """Write ``df`` as one commit (``upsert`` by default; also ``insert``, ``bulk_insert``,
-        ``insert_overwrite``). The first insert creates the offline table.
+        """Write ``df`` (a Spark, pandas or pyarrow DataFrame) as one commit (``upsert`` by default; also
+        ``insert``, ``bulk_insert``, ``insert_overwrite``). The first insert creates the offline table.
 
         The batch is validated against the feature group's expectation suite before anything is
         written. ``storage``: None writes offline and, for online-enabled feature groups, through to
         the online store after the offline commit; ``"offline"`` or ``"online"`` writes only there.
+        ``write_options`` keys that only mean something on Hopsworks (``wait_for_job``,
+        ``start_offline_materialization``) are ignored with a warning naming them.
         """
-        result, self._record = ingestion.insert(self._fs, self._fs.refresh(self._record), df, operation,
-                                                write_options, storage, validation_options)
+        frame = self._as_spark(df)
+        result, self._record = ingestion.insert(self._fs, self._fs.refresh(self._record), frame, operation,
+                                                _without_hopsworks_options(write_options), storage,
+                                                validation_options)
         return result
+
+    def _as_spark(self, df: Any) -> DataFrame:
+        """``df`` as a Spark DataFrame; pandas and pyarrow frames are converted (hsfs accepts them)."""
+        if isinstance(df, DataFrame):
+            return df
+        kind = f"{type(df).__module__}.{type(df).__name__}"
+        if kind.startswith("pandas.") and type(df).__name__ == "DataFrame":
+            return self._fs.spark.createDataFrame(df)
+        if kind.startswith("pyarrow.") and type(df).__name__ == "Table":
+            return self._fs.spark.createDataFrame(df.to_pandas())
+        raise FeatureGroupError(f"insert into feature group '{self.name}' v{self.version} needs a Spark, pandas or "
+                                f"pyarrow DataFrame (a pyarrow Table), got {kind}")
 
     def delete_records(self, keys_df: DataFrame) -> WriteResult:
         """Delete the rows whose primary key (and partition key) appear in ``keys_df``."""
         return ingestion.delete_records(self._fs, self._record, keys_df)
+
+    def commit_delete(self, delete_df: Any, write_options: dict[str, Any] | None = None) -> WriteResult:
+        """hsfs's name of :meth:`delete_records` (``delete_df`` a Spark, pandas or pyarrow DataFrame of keys;
+        ``write_options`` as for :meth:`insert`, none of which changes a delete)."""
+        _without_hopsworks_options(write_options)
+        return self.delete_records(self._as_spark(delete_df))
 
     def insert_stream(self, df: DataFrame, checkpoint_location: str, trigger: dict[str, Any] | None = None,
                       query_name: str | None = None, operation: str = "upsert",
@@ -240,11 +284,16 @@ class FeatureGroup(_FeatureGroupBase):
 
     # -- reads -------------------------------------------------------------------------------
     def read(self, as_of: str | dt.datetime | None = None, include_meta: bool = False,
-             online: bool = False) -> DataFrame:
+             online: bool = False, wallclock_time: str | dt.datetime | None = None) -> DataFrame:
         """The snapshot as a Spark DataFrame, or the state as of a commit id or a time.
 
-        ``online=True`` reads the online table instead (Spark JDBC; on SQLite through the driver).
+        ``wallclock_time`` is hsfs's name of ``as_of`` (a time, or a commit id). ``online=True`` reads the
+        online table instead (Spark JDBC; on SQLite through the driver).
         """
+        if wallclock_time is not None:
+            if as_of is not None:
+                raise FeatureGroupError("read: pass as_of or wallclock_time, not both")
+            as_of = wallclock_time
         if online:
             return self._read_online(as_of, include_meta)
         table = self._table
@@ -412,6 +461,10 @@ class ExternalFeatureGroup(_FeatureGroupBase):
         """Not supported: external feature groups are read-only."""
         self._unsupported("delete_records")
 
+    def commit_delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not supported: external feature groups are read-only."""
+        self._unsupported("commit_delete")
+
     def insert_stream(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not supported: external feature groups are read-only."""
         self._unsupported("insert_stream")
@@ -427,3 +480,15 @@ class ExternalFeatureGroup(_FeatureGroupBase):
     def materialize(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not supported: external feature groups are not served online."""
         self._unsupported("online store")
+
+
+def _without_hopsworks_options(write_options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``write_options`` without the Hopsworks-only keys, with one warning naming those present."""
+    if not write_options:
+        return write_options
+    ignored = [k for k in HOPSWORKS_ONLY_WRITE_OPTIONS if k in write_options]
+    if not ignored:
+        return write_options
+    log.warning("write_options %s only mean something on Hopsworks (its jobs); ignored here",
+                ", ".join(repr(k) for k in ignored))
+    return {k: v for k, v in write_options.items() if k not in ignored}

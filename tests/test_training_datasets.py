@@ -235,7 +235,9 @@ def test_feature_view_cuts_datasets_and_serves_without_labels(spark, tmp_path):
     orders = fs.create_feature_group("orders", primary_key=["user"], event_time="ts", online_enabled=True)
     orders.insert(spark.createDataFrame([("u1", T0, 10.0, 0), ("u2", T0 + dt.timedelta(days=1), 20.5, 1)],
                                         "user string, ts timestamp, total double, returned int"))
-    query = profile.select(["user", "country", "level"]).join(orders.select(["total", "returned"]))
+    # the plain equi-join, asked for explicitly (the batch rows below pair u2 with its later order)
+    query = profile.select(["user", "country", "level"]).join(orders.select(["total", "returned"]),
+                                                              join_type="inner", point_in_time=False)
     fv = fs.create_feature_view("churn", query=query, labels=["returned", "churned"], description="churn model")
     assert (fv.name, fv.version, fv.description) == ("churn", 1, "churn model")
     assert fv.labels == ["returned", "churned"]  # one from the query, one from the spines
@@ -253,7 +255,8 @@ def test_feature_view_cuts_datasets_and_serves_without_labels(spark, tmp_path):
     assert rows(fv.get_training_data(spine)) == expected  # the entity key comes from the spine
     # a new version of the view: a changed query (the key selected out, the join key named)
     fv = fs.create_feature_view("churn", query=profile.select(["country", "level"]).join(
-        orders.select(["total", "returned"]), on="user"), labels=["returned", "churned"])
+        orders.select(["total", "returned"]), on="user", join_type="inner", point_in_time=False),
+        labels=["returned", "churned"])
     assert fv.version == 2 and fv.features == ["country", "level", "total"]
     assert rows(fv.get_training_data(spine)) == expected
     td = fv.create_training_dataset(spine=spine, description="first cut")

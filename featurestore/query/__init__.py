@@ -5,7 +5,8 @@ Public surface: :class:`Query` (built with ``fg.select_all()``, ``fg.select([...
 (``fs.get_training_data``).
 """
 
+from featurestore.query.filters import Condition, FeatureColumn
 from featurestore.query.planner import point_in_time, resolve_features
 from featurestore.query.query import Join, Query, QueryError
 
-__all__ = ["Join", "Query", "QueryError", "point_in_time", "resolve_features"]
+__all__ = ["Condition", "FeatureColumn", "Join", "Query", "QueryError", "point_in_time", "resolve_features"]

@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore.query.query import QueryError, q
+from featurestore.query.errors import QueryError, q
 
 TIME_TYPES = (T.TimestampType, T.TimestampNTZType, T.DateType)
 NUMBER_TYPES = (T.LongType, T.IntegerType, T.ShortType)
@@ -150,7 +150,11 @@ def _join_group(acc: DataFrame, spine_time: str, spine_type: T.DataType, kind: s
                 gone = F.col(q(src.deleted_at))
                 last = F.when(gone.isNull(), last).otherwise(epoch_of(commit_as_long(gone, kind)) - 1)
             epochs = [F.explode(F.sequence(first, last)).alias(f"{PREFIX}e")]
-        feats = src.df.where(F.col(q(src.event_time)).isNotNull()).select(
+        # a feature row with a null key or a null event time matches no spine row (null is not equal to null)
+        present = F.col(q(src.event_time)).isNotNull()
+        for k in keys:
+            present = present & F.col(q(k)).isNotNull()
+        feats = src.df.where(present).select(
             *[F.col(q(k)).cast(key_types[k]).alias(key_cols[i]) for i, k in enumerate(keys)], *epochs,
             # a known-at row becomes visible when it is both true (event time) and known (commit time)
             (F.greatest(et, ct) if src.commit_time else et).alias(f"{PREFIX}t"),
@@ -204,3 +208,29 @@ def _join_group(acc: DataFrame, spine_time: str, spine_type: T.DataType, kind: s
             match = F.when(match["et"] >= F.col(f"{PREFIX}t") - F.lit(ttl_units(ttl, kind)), match)
         outputs += [match[f"f{i}"].alias(out) for i, (_, out) in enumerate(src.features)]
     return matched.select(f"{PREFIX}row.*", *outputs)
+
+
+MATCHED = "__matched"  # a marker riding with the right rows of a query join: non-null exactly when one matched
+
+
+def join_query_frames(left: DataFrame, left_time: str, right: DataFrame, right_time: str,
+                      keys: list[tuple[str, str]], features: list[str], ttl: dt.timedelta | None,
+                      join_type: str) -> DataFrame:
+    """The point-in-time join of two query frames (``Query.join`` of two event-timed feature groups).
+
+    Every row of ``left`` once, with the ``features`` of the ``right`` row whose ``keys`` (pairs of left and
+    right column) are equal and whose ``right_time`` is the newest at or before the row's ``left_time``
+    (within ``ttl``); nulls where there is none (``join_type="left"``), or the row dropped
+    (``join_type="inner"``). The same sort-and-carry-forward pass as :func:`pit_join`, the left frame as spine.
+    """
+    if join_type not in ("left", "inner"):
+        raise QueryError(f"a point-in-time join keeps each left row once: join_type must be 'left' or 'inner', "
+                         f"got {join_type!r}")
+    right_df = right.select(*[F.col(q(rc)).alias(lc) for lc, rc in keys], F.col(q(right_time)).alias(right_time),
+                            *[F.col(q(c)) for c in features], F.lit(True).alias(MATCHED))
+    source = FeatureSource("right side of a join", right_df, tuple(lc for lc, _ in keys), right_time,
+                           tuple((c, c) for c in [*features, MATCHED]))
+    joined = pit_join(left, left_time, [source], ttl)
+    if join_type == "inner":
+        joined = joined.where(F.col(MATCHED).isNotNull())
+    return joined.drop(MATCHED)

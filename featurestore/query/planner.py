@@ -27,12 +27,13 @@ def resolve_features(fs: StoreContext, names: list[str]) -> Query:
 
     ``"fg.feature"`` picks a feature group; a bare name must belong to exactly one feature group, except
     primary-key columns, which are taken from the first feature group that has them. Feature groups are
-    joined (inner) on the primary-key columns they share with the first one.
+    joined (inner equi-join, as before point-in-time joins) on the primary-key columns they share with the
+    first one.
     """
     queries = feature_queries(fs, names)
     query = queries[0]
     for other in queries[1:]:
-        query = query.join(other)
+        query = query.join(other, join_type="inner", point_in_time=False)
     return query
 
 

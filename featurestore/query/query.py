@@ -7,6 +7,7 @@ before any join; joins are nested (``a.join(b.join(c))`` joins ``b`` with ``c`` 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -14,26 +15,17 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from featurestore import offline
-from featurestore.errors import FeatureStoreError
 from featurestore.model.records import FeatureGroupRecord
-from featurestore.names import quote_identifier
+from featurestore.query import pit
+from featurestore.query.errors import QueryError, q
+from featurestore.query.filters import Condition
 from featurestore.sources import read_feature_group
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     from featurestore.model.protocols import StoreContext
 
 JOIN_TYPES = ("inner", "left", "right", "outer")
-
-
-class QueryError(FeatureStoreError, ValueError):
-    """A query that cannot be built: names the feature, column, feature group or option at fault."""
-
-
-def q(name: str) -> str:
-    """A back-quoted Spark SQL identifier (see :func:`featurestore.names.quote_identifier`)."""
-    return quote_identifier(name, "spark")
+JOIN_TYPE_ALIASES = {"full": "outer", "full_outer": "outer", "left_outer": "left", "right_outer": "right"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +37,7 @@ class Join:
     right_on: tuple[str, ...]
     join_type: str = "inner"
     prefix: str | None = None
+    point_in_time: bool = False  # True: each left row takes the newest right row at or before its event time
 
 
 @dataclass(frozen=True)
@@ -140,12 +133,23 @@ class Query:
         fields.update(changes)
         return Query(**fields)
 
-    def filter(self, condition: Column | str) -> Query:
-        """Keep the rows of this query's feature group matching ``condition`` (a Column or SQL text).
+    def filter(self, condition: Condition | Column | str) -> Query:
+        """Keep the rows of this query's feature group matching ``condition``: a condition built from
+        features (``fg.amount > 100``, ``(fg.a > 1) & (fg.b == "x")``, ``fg.c.isin([...])``,
+        ``fg.d.like("x%")``), a Spark Column or SQL text.
 
         The condition may use any column of the feature group, selected or not; it applies before joins.
-        Column conditions are stored as the SQL Spark resolves them to.
+        Conditions are stored as the SQL Spark resolves them to.
         """
+        if isinstance(condition, Condition):
+            others = sorted(condition.feature_groups - {self._fg.table_name})
+            if others:
+                raise QueryError(f"filter on the query of '{self._fg.name}' v{self._fg.version} uses features of "
+                                 f"{', '.join(others)}: filter that feature group's own query before the join")
+            condition = condition.column
+        elif not isinstance(condition, Column | str):
+            raise QueryError(f"filter needs a condition (fg.amount > 100), a Spark Column or SQL text, got "
+                             f"{type(condition).__name__}")
         frame = read_feature_group(self._ctx, self._fg, self._as_of)
         try:
             plan = frame.where(F.expr(condition) if isinstance(condition, str) else condition)
@@ -165,14 +169,30 @@ class Query:
                              "supported")
         return self._copy(as_of=offline.open_table(self._ctx, self._fg).commit_id(commit_or_time))
 
-    def join(self, other: Query, on: list[str] | str | None = None, left_on: list[str] | str | None = None,
-             right_on: list[str] | str | None = None, join_type: str = "inner", prefix: str | None = None) -> Query:
-        """Join with ``other``; ``on=None`` (and no ``left_on``/``right_on``) joins on the primary-key
-        columns the two feature groups share. Output name collisions need a ``prefix`` for ``other``."""
+    def join(self, sub_query: Query, on: list[str] | str | None = None, left_on: list[str] | str | None = None,
+             right_on: list[str] | str | None = None, join_type: str = "left", prefix: str | None = None,
+             point_in_time: bool | None = None) -> Query:
+        """Join with ``sub_query`` (hsfs's signature, plus ``point_in_time``).
+
+        ``on=None`` (and no ``left_on``/``right_on``) joins on the primary-key columns the two feature
+        groups share. Output name collisions need a ``prefix`` for ``sub_query``.
+
+        ``point_in_time``: None (the default) joins point-in-time when both feature groups have an event
+        time: every row of this query once, with the ``sub_query`` row of the same key whose event time is
+        the newest at or before the row's (nulls where there is none; ``join_type="inner"`` drops such rows
+        instead). ``False`` is the plain equi-join (every pair of rows with equal keys; ``join_type`` any of
+        inner, left, right, outer); ``True`` insists on a point-in-time join (an error if a side has no
+        event time).
+        """
+        other = sub_query
         if not isinstance(other, Query):
             raise QueryError(f"join needs a Query (e.g. fg.select_all()), got {type(other).__name__}")
+        if isinstance(join_type, str):
+            join_type = JOIN_TYPE_ALIASES.get(join_type.lower(), join_type.lower())
         if join_type not in JOIN_TYPES:
             raise QueryError(f"unknown join_type {join_type!r}; use one of {', '.join(JOIN_TYPES)}")
+        if point_in_time not in (None, True, False):
+            raise QueryError(f"point_in_time must be None, True or False, got {point_in_time!r}")
         as_list = (lambda v: [v] if isinstance(v, str) else list(v or []))  # noqa: E731
         on_l, left_l, right_l = as_list(on), as_list(left_on), as_list(right_on)
         right_fg = other.feature_group
@@ -182,6 +202,9 @@ class Query:
             raise QueryError(f"join: left_on {left_l} and right_on {right_l} must have the same number of columns")
         if not on_l and not left_l:
             on_l = [c for c in self._fg.primary_key if c in right_fg.primary_key]
+            if point_in_time is not False and self._fg.event_time and right_fg.event_time:
+                # a point-in-time join matches on the entity key: the event times are compared, not equated
+                on_l = [c for c in on_l if c not in (self._fg.event_time, right_fg.event_time)]
             if not on_l:
                 raise QueryError(f"feature groups '{self._fg.name}' (primary key {self._fg.primary_key}) and "
                                  f"'{right_fg.name}' (primary key {right_fg.primary_key}) share no primary-key "
@@ -196,7 +219,8 @@ class Query:
                                  f"group '{fg.name}' v{fg.version}")
         if prefix is not None and not prefix:
             raise QueryError("prefix must be a non-empty string or None")
-        new = Join(other, tuple(left_l), tuple(right_l), join_type, prefix)
+        pit_join = self._pit_choice(other, point_in_time, join_type)
+        new = Join(other, tuple(left_l), tuple(right_l), join_type, prefix, pit_join)
         current = self._outputs()
         right = _right_outputs(current, new)
         taken = {name: origin for name, origin in current}
@@ -206,27 +230,70 @@ class Query:
                              "fewer features")
         return self._copy(joins=self._joins + (new,))
 
-    # -- running -----------------------------------------------------------------------------
-    def read(self) -> DataFrame:
-        """Run the query: a Spark DataFrame with the output columns in order."""
-        return self._frame([]).select(*[F.col(q(n)) for n in self.features])
+    def _pit_choice(self, other: Query, point_in_time: bool | None, join_type: str) -> bool:
+        """Whether a join with ``other`` is point-in-time (see :meth:`join`); errors name the feature groups."""
+        left_fg, right_fg = self._fg, other.feature_group
+        timed = bool(left_fg.event_time) and bool(right_fg.event_time)
+        if point_in_time is False or (point_in_time is None and not timed):
+            return False
+        if not timed:
+            lacking = [f"'{fg.name}' v{fg.version}" for fg in (left_fg, right_fg) if not fg.event_time]
+            raise QueryError(f"point_in_time=True: feature group(s) {', '.join(lacking)} have no event_time")
+        if join_type not in ("left", "inner"):
+            raise QueryError(f"join of '{left_fg.name}' and '{right_fg.name}' is point-in-time (both have an event "
+                             f"time), which keeps each left row once: join_type must be 'left' or 'inner', got "
+                             f"{join_type!r}; pass point_in_time=False for the plain equi-join")
+        kinds = [pit.time_kind(fg.get_feature(fg.event_time).data_type,
+                               f"event time '{fg.event_time}' of feature group '{fg.name}'")
+                 for fg in (left_fg, right_fg)]
+        if kinds[0] != kinds[1]:
+            raise QueryError(f"point-in-time join: event time '{left_fg.event_time}' of '{left_fg.name}' and "
+                             f"'{right_fg.event_time}' of '{right_fg.name}' cannot be compared (a time and a "
+                             "number); pass point_in_time=False for the plain equi-join")
+        return True
 
-    def _frame(self, needed: list[str]) -> DataFrame:
+    # -- running -----------------------------------------------------------------------------
+    def read(self, ttl: dt.timedelta | None = None) -> DataFrame:
+        """Run the query: a Spark DataFrame with the output columns in order.
+
+        ``ttl`` (a ``datetime.timedelta``) applies to every point-in-time join: a right row older than the
+        left row's event time minus ``ttl`` does not match (as in ``fs.get_training_data``).
+        """
+        if ttl is not None and not isinstance(ttl, dt.timedelta):
+            raise QueryError(f"ttl must be a datetime.timedelta, got {type(ttl).__name__}")
+        return self._frame([], ttl).select(*[F.col(q(n)) for n in self.features])
+
+    def show(self, n: int = 20) -> None:
+        """Print the first ``n`` rows of :meth:`read` (hsfs's ``Query.show``)."""
+        self.read().show(n, truncate=False)
+
+    def _frame(self, needed: list[str], ttl: dt.timedelta | None = None) -> DataFrame:
         """Output columns plus ``__key_<c>`` for each column ``c`` of this feature group in ``needed``."""
         base = read_feature_group(self._ctx, self._fg, self._as_of)
         for cond in self._filters:
             base = base.where(F.expr(cond))
-        keys = list(dict.fromkeys(list(needed) + [c for j in self._joins for c in j.left_on]))
+        timed = [self._fg.event_time] if any(j.point_in_time for j in self._joins) else []
+        keys = list(dict.fromkeys(list(needed) + [c for j in self._joins for c in j.left_on] + timed))
         df = base.select(*[F.col(q(f)).alias(f) for f in self._features],
                          *[F.col(q(c)).alias(f"__key_{c}") for c in keys])
         outputs = list(self._features)
         for j in self._joins:
-            right = j.query._frame(list(j.right_on))
+            right_time = j.query.feature_group.event_time
+            right = j.query._frame(list(j.right_on) + ([right_time] if j.point_in_time else []), ttl)
             right_names = j.query.features
             merged = dict(_merged_keys(outputs, j))
             renamed = [F.col(q(n)).alias((j.prefix or "") + n) for n in right_names if j.prefix or n not in merged]
             right = right.select(*renamed, *[F.col(q(f"__key_{c}")).alias(f"__rkey_{i}")
-                                             for i, c in enumerate(j.right_on)])
+                                             for i, c in enumerate(j.right_on)],
+                                 *([F.col(q(f"__key_{right_time}")).alias("__rtime")] if j.point_in_time else []))
+            new_names = [(j.prefix or "") + n for n in right_names if j.prefix or n not in merged]
+            if j.point_in_time:
+                pairs = [(f"__key_{lc}", f"__rkey_{i}") for i, lc in enumerate(j.left_on)]
+                df = pit.join_query_frames(df, f"__key_{self._fg.event_time}", right, "__rtime", pairs, new_names,
+                                           ttl, j.join_type)
+                df = df.select(*[F.col(q(n)) for n in outputs + new_names], *[F.col(q(f"__key_{c}")) for c in keys])
+                outputs += new_names
+                continue
             cond = [F.col("l." + q(f"__key_{lc}")) == F.col("r." + q(f"__rkey_{i}"))
                     for i, lc in enumerate(j.left_on)]
             joined = df.alias("l").join(right.alias("r"), cond, j.join_type)
@@ -237,7 +304,6 @@ class Query:
                     cols.append(F.coalesce(F.col("l." + q(n)), F.col("r." + q(f"__rkey_{merged[n]}"))).alias(n))
                 else:
                     cols.append(F.col("l." + q(n)))
-            new_names = [(j.prefix or "") + n for n in right_names if j.prefix or n not in merged]
             cols += [F.col("r." + q(n)) for n in new_names]
             key_cols = []
             for c in keys:
@@ -251,13 +317,22 @@ class Query:
 
     def to_string(self) -> str:
         """The query as Spark SQL over the views ``<name>_<version>`` of ``fs.sql`` (``as_of`` is shown as
-        a comment: time travel is applied by ``read()``)."""
-        counter = [0]
+        a comment: time travel is applied by ``read()``).
+
+        A point-in-time join is shown as a ``LATERAL`` subquery taking the newest right row at or before the
+        left row's event time (``ORDER BY ... DESC LIMIT 1``): the same rows as ``read()`` gives (without a
+        ttl), though ``read()`` computes them by sort-and-carry-forward, not by this range join.
+        """
+        return self._sql_select([0], [])
+
+    def _sql_select(self, counter: list[int], hidden: list[str]) -> str:
+        """``SELECT`` of the outputs, plus the columns ``hidden`` of this feature group as ``__h<i>``."""
         from_sql, aliases = self._sql_from(counter)
         cols = []
         for name, alias, src, coalesce_with in self._sql_columns(aliases):
             expr = f"{alias}.{q(src)}" if coalesce_with is None else f"COALESCE({alias}.{q(src)}, {coalesce_with})"
             cols.append(expr if src == name and coalesce_with is None else f"{expr} AS {q(name)}")
+        cols += [f"{aliases[id(self)]}.{q(c)} AS {q(f'__h{i}')}" for i, c in enumerate(hidden)]
         return "SELECT " + ", ".join(cols) + "\nFROM " + from_sql
 
     def _sql_from(self, counter: list[int]) -> tuple[str, dict[int, str]]:
@@ -273,6 +348,9 @@ class Query:
             text = f"{table}{comment} AS {alias}"
         aliases = {id(self): alias}
         for j in self._joins:
+            if j.point_in_time:
+                text += self._sql_pit_join(j, alias, counter, aliases)
+                continue
             right_sql, right_aliases = j.query._sql_from(counter)
             if j.query._joins:
                 right_sql = f"({right_sql})"
@@ -282,6 +360,23 @@ class Query:
             kind = {"inner": "INNER", "left": "LEFT OUTER", "right": "RIGHT OUTER", "outer": "FULL OUTER"}[j.join_type]
             text += f"\n{kind} JOIN {right_sql} ON {cond}"
         return text, aliases
+
+    def _sql_pit_join(self, j: Join, alias: str, counter: list[int], aliases: dict[int, str]) -> str:
+        """A point-in-time join as SQL: the right query (with its keys and event time as ``__h<i>``) in a
+        lateral subquery that keeps the newest row at or before the left row's event time."""
+        right_alias = f"t{counter[0]}"
+        counter[0] += 1
+        n = len(j.right_on)
+        right_sql = j.query._sql_select(counter, [*j.right_on, j.query.feature_group.event_time])
+        conds = [f"{right_alias}.{q(f'__h{i}')} = {alias}.{q(lc)}" for i, lc in enumerate(j.left_on)]
+        conds.append(f"{right_alias}.{q(f'__h{n}')} <= {alias}.{q(self._fg.event_time)}")
+        aliases[id(j.query)] = right_alias
+        kind = "LEFT OUTER" if j.join_type == "left" else "INNER"
+        inner = right_sql.replace("\n", "\n    ")
+        # display text for to_string(); every name in it is quoted by q() or generated here
+        return (f"\n{kind} JOIN LATERAL (SELECT * FROM (\n    {inner}) AS {right_alias}\n  WHERE "  # noqa: S608
+                f"{' AND '.join(conds)}\n  ORDER BY {right_alias}.{q(f'__h{n}')} DESC LIMIT 1) AS {right_alias} "
+                "ON TRUE")
 
     def _sql_columns(self, aliases: dict[int, str]) -> list[tuple[str, str, str, str | None]]:
         """(output name, table alias, source column, COALESCE partner or None) of every output."""
@@ -293,7 +388,9 @@ class Query:
                 right_alias = aliases[id(j.query)]
                 cols = [(n, a, s, f"{right_alias}.{q(j.right_on[merged[n]])}" if n in merged else c)
                         for n, a, s, c in cols]
-            for n, a, s, c in j.query._sql_columns(aliases):
+            right_cols = ([(n, aliases[id(j.query)], n, None) for n in j.query.features] if j.point_in_time
+                          else j.query._sql_columns(aliases))
+            for n, a, s, c in right_cols:
                 if j.prefix:
                     cols.append(((j.prefix or "") + n, a, s, c))
                 elif n not in merged:
@@ -306,14 +403,17 @@ class Query:
         return {"feature_group": self._fg.name, "version": self._fg.version, "features": list(self._features),
                 "filters": list(self._filters), "as_of": self._as_of,
                 "joins": [{"query": j.query.to_dict(), "left_on": list(j.left_on), "right_on": list(j.right_on),
-                           "join_type": j.join_type, "prefix": j.prefix} for j in self._joins]}
+                           "join_type": j.join_type, "prefix": j.prefix, "point_in_time": j.point_in_time}
+                          for j in self._joins]}
 
     @classmethod
     def from_dict(cls, ctx: StoreContext, data: dict[str, Any]) -> Query:
         """Rebuild a query saved with :meth:`to_dict`."""
         fg = ctx.feature_group_record(data["feature_group"], data.get("version"))
         joins = tuple(Join(cls.from_dict(ctx, j["query"]), tuple(j["left_on"]), tuple(j["right_on"]),
-                           j.get("join_type", "inner"), j.get("prefix")) for j in data.get("joins", []))
+                           j.get("join_type", "inner"), j.get("prefix"),
+                           # saved before point-in-time joins existed: the equi-join it was made with
+                           bool(j.get("point_in_time", False))) for j in data.get("joins", []))
         return cls(ctx, fg, data.get("features") or [f.name for f in fg.features], tuple(data.get("filters", [])),
                    data.get("as_of"), joins)
 

@@ -246,7 +246,7 @@ def create(fs: StoreContext, name: str, version: int | None = None, *, query: Qu
     try:
         spine_info, spine_df = _prepare_spine(fs, spine, spine_event_time, staging, commits)
         if spine_df is None:
-            data = pinned[0].read()
+            data = pinned[0].read(ttl=ttl)
             time_column = pinned[0].feature_group.event_time
             if time_column not in data.columns:
                 time_column = None

@@ -22,6 +22,7 @@ from featurestore.query.planner import point_in_time, resolve_features
 from featurestore.query.query import Query
 from featurestore.training.dataset import TrainingDataset, get_training_dataset
 from featurestore.training.dataset import create as create_dataset
+from featurestore.training.feature_view_hsfs import HsfsFeatureViewCalls, _check_type, _frame_out
 
 if TYPE_CHECKING:
     from featurestore.model.protocols import StoreContext
@@ -31,8 +32,12 @@ class FeatureViewError(FeatureStoreError, ValueError):
     """Bad input for a feature view: names the view, feature or label at fault."""
 
 
-class FeatureView:
-    """One version of a feature view (immutable: a changed query is a new version)."""
+class FeatureView(HsfsFeatureViewCalls):
+    """One version of a feature view (immutable: a changed query is a new version).
+
+    hsfs's calls (``training_data``, ``train_test_split``, ``create_train_test_split``, ...) come from
+    :class:`~featurestore.training.feature_view_hsfs.HsfsFeatureViewCalls`.
+    """
 
     def __init__(self, fs: StoreContext, record: dict[str, Any]) -> None:
         self._fs = fs
@@ -79,16 +84,29 @@ class FeatureView:
         return f"FeatureView({self.name!r}, version={self.version}, features={self.features}, labels={self.labels})"
 
     # -- offline -----------------------------------------------------------------------------
-    def get_batch_data(self) -> DataFrame:
-        """The query's rows as of now (labels included when the query holds them)."""
-        return self.query.read()
+    def get_batch_data(self, start_time: Any = None, end_time: Any = None, ttl: dt.timedelta | None = None,
+                       dataframe_type: str = "default", **_read_options: Any) -> Any:
+        """The query's rows as of now (labels included when the query holds them); joins of event-timed
+        feature groups are point-in-time on the left feature group's event time (``ttl`` as in
+        ``Query.read``). ``start_time``/``end_time`` keep the left rows with event time in [start, end)."""
+        _check_type(dataframe_type)
+        return _frame_out(self._time_query(start_time, end_time).read(ttl=ttl), dataframe_type)
 
-    def get_training_data(self, spine: DataFrame | None = None, spine_event_time: str = "ts",
-                          ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False) -> DataFrame:
-        """Training rows without writing them: the query's rows, or with ``spine`` its point-in-time join
-        (see ``FeatureStore.get_training_data``)."""
+    def get_training_data(self, spine: DataFrame | int | None = None, spine_event_time: str = "ts",
+                          ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
+                          training_dataset_version: int | None = None, dataframe_type: str = "default",
+                          **_read_options: Any) -> Any:
+        """Training rows without writing them: the query's rows (its joins point-in-time), or with
+        ``spine`` its point-in-time join (see ``FeatureStore.get_training_data``).
+
+        hsfs's form, ``get_training_data(training_dataset_version)`` (a version number), reads that
+        materialized training dataset instead and returns ``(X, y)`` as hsfs does."""
+        if training_dataset_version is not None or (isinstance(spine, int) and not isinstance(spine, bool)):
+            version = training_dataset_version if training_dataset_version is not None else spine
+            _check_type(dataframe_type)
+            return self._x_y(self.get_training_dataset(version).read(), dataframe_type)
         if spine is None:
-            return self.get_batch_data()
+            return self.get_batch_data(ttl=ttl)
         return point_in_time(self._fs, spine, [self.query], spine_event_time, ttl, as_known_at_spine_time)[0]
 
     def create_training_dataset(self, spine: DataFrame | Query | None = None, spine_event_time: str | None = None,
@@ -118,21 +136,52 @@ class FeatureView:
         return get_training_dataset(self._fs, self.dataset_name, version)
 
     # -- online ------------------------------------------------------------------------------
-    def get_feature_vector(self, entry: dict[str, Any], as_dict: bool = False,
-                           on_missing: str = "none") -> list[Any] | dict[str, Any]:
-        """The view's features for one key from the online store, in :attr:`features` order (a list, or a
-        dict with ``as_dict``)."""
-        return self.get_feature_vectors([entry], as_dict, on_missing)[0]
+    def init_serving(self, training_dataset_version: int | None = None, **_options: Any) -> None:
+        """Prepare serving (hsfs's call): builds the view's online lookups once; the training dataset
+        version is checked to exist (its features are the view's)."""
+        if training_dataset_version is not None:
+            self.get_training_dataset(training_dataset_version)
+        self._serving_targets()
 
-    def get_feature_vectors(self, entries: list[dict[str, Any]], as_dict: bool = False,
-                            on_missing: str = "none") -> list[list[Any]] | list[dict[str, Any]]:
-        """Feature vectors of many keys: one batched lookup per feature group of the view."""
+    def get_feature_vector(self, entry: dict[str, Any], as_dict: bool = False,
+                           on_missing: str = "none", return_type: str = "list") -> Any:
+        """The view's features for one key from the online store, in :attr:`features` order: a list (hsfs's
+        ``return_type="list"``), a dict (``as_dict`` or ``return_type="dict"``) or a one-row pandas
+        DataFrame (``return_type="pandas"``)."""
+        return self._vectors_as([entry], as_dict, on_missing, return_type, one=True)
+
+    def get_feature_vectors(self, entry: list[dict[str, Any]], as_dict: bool = False,
+                            on_missing: str = "none", return_type: str = "list") -> Any:
+        """Feature vectors of many keys (hsfs's ``entry=[...]``): one batched lookup per feature group of
+        the view; ``return_type`` as for :meth:`get_feature_vector`."""
+        return self._vectors_as(entry, as_dict, on_missing, return_type, one=False)
+
+    def _vectors_as(self, entries: list[dict[str, Any]], as_dict: bool, on_missing: str, return_type: str,
+                    one: bool) -> Any:
+        if return_type not in ("list", "dict", "pandas"):
+            raise FeatureViewError(f"unknown return_type {return_type!r}; use list, dict or pandas")
+        dicts = self._vectors(entries, True, on_missing)
+        if return_type == "pandas":
+            import pandas as pd
+
+            return pd.DataFrame(dicts, columns=self.features)
+        if as_dict or return_type == "dict":
+            return dicts[0] if one else dicts
+        lists = [[v[f] for f in self.features] for v in dicts]
+        return lists[0] if one else lists
+
+    def _serving_targets(self) -> list[Any]:
         if self._targets is None:  # rebuilding the query reads the registry: once per view object, not per call
             labels = set(self.labels)
             targets = [(p.feature_group, [src for src, out in p.features if out not in labels],
                         {src: out for src, out in p.features}) for p in self.query.parts()]
             self._targets = [t for t in targets if t[1]]
-        vectors = self._fs.online_server.vectors(normalize_target(self._targets), entries, on_missing)
+        return self._targets
+
+    def _vectors(self, entries: list[dict[str, Any]], as_dict: bool,
+                 on_missing: str) -> list[list[Any]] | list[dict[str, Any]]:
+        """Feature vectors of many keys: one batched lookup per feature group of the view."""
+        vectors = self._fs.online_server.vectors(normalize_target(self._serving_targets()), entries, on_missing)
         features = self.features
         missing = [f for f in features if vectors and f not in vectors[0]]
         if missing:
