@@ -76,6 +76,9 @@ SCHEMA: dict[str, Any] = {
         "ui": _s(bool, False, "Start the Spark web UI."),
         "conf": _s(dict, {}, "Extra Spark properties, applied last."),
     },
+    "offline": {
+        "format": _s(str, "HUDI", "Table format of new feature groups (time_travel_format): HUDI or DELTA."),
+    },
     "hudi": {
         "lock_timeout_seconds": _s((int, float), 60, "How long a writer waits for the table lock."),
         "cleaner_commits_retained": _s(int, 10, "Default hoodie.cleaner.commits.retained."),

@@ -18,7 +18,7 @@ from featurestore.errors import FeatureGroupError
 from featurestore.feature_group import ExternalFeatureGroup, FeatureGroup
 from featurestore.model.records import ENGINES, TABLE_FORMATS, Feature, FeatureGroupRecord, features_from_schema
 from featurestore.names import check_name
-from featurestore.offline import IMPLEMENTATIONS
+from featurestore.offline import DEFAULT_ENGINES, IMPLEMENTATIONS
 from featurestore.online import OnlineStore, Server
 from featurestore.online import sync as online_sync
 from featurestore.online.serving import normalize_target
@@ -143,8 +143,9 @@ class FeatureStore:
         (STRICT rejects a failing batch, ALWAYS writes it and records the report);
         ``statistics_config`` (``{"enabled", "histograms", "correlations", "exact_uniqueness",
         "columns"}``, or False) controls the statistics stored for every commit.
-        ``time_travel_format`` (hsfs's name: ``HUDI`` or ``DELTA``) and ``engine`` (``native``, ``hudi``)
-        choose the offline table; defaults from ``offline.format`` / ``offline.engine``.
+        ``time_travel_format`` (hsfs's name: ``HUDI`` or ``DELTA``; default ``offline.format`` of the
+        configuration) and ``engine`` (``native`` for Hudi, ``delta`` for Delta Lake; default: the
+        format's own) choose the offline table; a version never changes format.
         """
         check_name(name, "feature group")
         table_format, table_engine = self._offline_choice(name, time_travel_format, engine)
@@ -193,8 +194,8 @@ class FeatureStore:
 
     def _offline_choice(self, name: str, table_format: str | None, engine: str | None) -> tuple[str, str]:
         """The (format, engine) of a new feature group, checked against what this build can open."""
-        fmt = str(table_format or "HUDI").upper()
-        eng = str(engine or "native").lower()
+        fmt = str(table_format or self.config.get("offline.format") or "HUDI").upper()
+        eng = str(engine or DEFAULT_ENGINES.get(fmt, "native")).lower()
         if fmt not in TABLE_FORMATS:
             raise FeatureGroupError(f"feature group '{name}': time_travel_format must be one of "
                                     f"{', '.join(TABLE_FORMATS)}, got {table_format!r}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from featurestore.errors import OfflineStoreError
 from featurestore.model.records import FeatureGroupRecord
+from featurestore.offline.delta_lake import DeltaLakeTable
 from featurestore.offline.interface import WRITE_OPERATIONS, OfflineTable
 from featurestore.offline.native_hudi import NativeHudiTable
 
@@ -17,7 +18,10 @@ if TYPE_CHECKING:
     from featurestore.model.protocols import StoreContext
 
 #: (table_format, engine) pairs this build can open
-IMPLEMENTATIONS: dict[tuple[str, str], type[OfflineTable]] = {("HUDI", "native"): NativeHudiTable}
+IMPLEMENTATIONS: dict[tuple[str, str], type[OfflineTable]] = {("HUDI", "native"): NativeHudiTable,
+                                                              ("DELTA", "delta"): DeltaLakeTable}
+#: the engine of a table format when none is named
+DEFAULT_ENGINES = {"HUDI": "native", "DELTA": "delta"}
 
 
 def open_table(ctx: StoreContext, record: FeatureGroupRecord) -> OfflineTable:
@@ -32,4 +36,4 @@ def open_table(ctx: StoreContext, record: FeatureGroupRecord) -> OfflineTable:
     return target(ctx, record)
 
 
-__all__ = ["IMPLEMENTATIONS", "WRITE_OPERATIONS", "OfflineStoreError", "OfflineTable", "open_table"]
+__all__ = ["DEFAULT_ENGINES", "IMPLEMENTATIONS", "WRITE_OPERATIONS", "OfflineStoreError", "OfflineTable", "open_table"]

@@ -118,7 +118,8 @@ def sync_range(ctx: StoreContext, record: FeatureGroupRecord, begin: str, end: s
         pk = list(record.primary_key)
         snapshot = True
         try:
-            before = table.read(as_of=begin) if begin > FIRST_INSTANT else None
+            # "not the sentinel", not "after it": a format's commit ids need not sort after a 1970 instant
+            before = table.read(as_of=begin) if begin != FIRST_INSTANT else None
         except OfflineStoreError:  # the begin commit was cleaned: compare with what is online instead
             before, snapshot = online_keys(ctx, record), False
         if before is not None:
