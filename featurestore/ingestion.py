@@ -16,6 +16,7 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from featurestore import offline, provenance
@@ -80,6 +81,37 @@ def check_input(record: FeatureGroupRecord, df: DataFrame) -> T.StructType | Non
     return None
 
 
+def check_keys(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame) -> None:
+    """Refuse a batch with a null in a primary-key or partition-key column, or (online-enabled groups) a
+    key longer than the online store's key columns hold; one Spark job over ``df``, before any write.
+
+    A null part of a composite key would be stored as a key of its own offline and could not be
+    looked up online; a key over the online limit would be accepted offline and then stop every
+    materialization of the group, so both are refused up front.
+    """
+    keys = list(dict.fromkeys([*record.primary_key, *record.partition_key]))
+    limits: dict[str, int] = {}
+    if record.online_enabled:
+        limits = ctx.online_store.key_limits({k: df.schema[k].dataType for k in record.primary_key})
+    aggregates = [F.sum(spark_column(k).isNull().cast("long")).alias(f"null_{i}") for i, k in enumerate(keys)]
+    aggregates += [F.max(F.length(spark_column(k))).alias(f"len_{i}") for i, k in enumerate(limits)]
+    if not aggregates:
+        return
+    summary = df.agg(*aggregates).first()
+    nulls = [(k, summary[f"null_{i}"]) for i, k in enumerate(keys) if summary[f"null_{i}"]]
+    if nulls:
+        raise FeatureGroupError(
+            f"key columns of feature group {record.label} cannot be null: "
+            + ", ".join(f"'{k}' is null in {n} row(s)" for k, n in nulls) + "; nothing was written")
+    too_long = [(k, summary[f"len_{i}"], limit) for i, (k, limit) in enumerate(limits.items())
+                if summary[f"len_{i}"] is not None and summary[f"len_{i}"] > limit]
+    if too_long:
+        raise FeatureGroupError(
+            f"primary-key values of feature group {record.label} are longer than its online store holds: "
+            + ", ".join(f"'{k}' has a value of length {n} (limit {limit})" for k, n, limit in too_long)
+            + "; nothing was written")
+
+
 def _in_feature_order(record: FeatureGroupRecord, df: DataFrame) -> DataFrame:
     registered = record.feature_names
     order = registered + [c for c in df.columns if c not in registered]
@@ -107,6 +139,7 @@ def insert(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, operati
     # expensive source must give them the same rows, computed once.
     batch = _in_feature_order(record, df).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        check_keys(ctx, record, batch)  # the first job over the batch: it also fills the cache
         validation = gate.validate_before_write(ctx, record, batch, validation_options)
         if storage == "online":
             online = online_sync.write_batch(ctx, record, batch)

@@ -3,11 +3,13 @@
 ``fg.insert_stream(df, checkpoint_location)`` starts a ``foreachBatch`` query. Each non-empty
 micro-batch goes through the same write pipeline as ``fg.insert`` (:mod:`featurestore.ingestion`:
 the feature group's expectation suite and policy, the commit statistics, the online write-through),
-and its commit records the stream's id (derived from the checkpoint location, which is what
-identifies a query across restarts) and the micro-batch id in the commit metadata. Spark replays the
-last micro-batch after a crash between our commit and its own checkpoint commit; a batch id at or
-below the newest one already committed for this stream is skipped, so no batch is committed twice
-(exactly once).
+and its commit records the stream's id and the micro-batch id in the commit metadata. The stream's id
+is Spark's own query id (``StreamingQuery.id``), which Spark keeps in the checkpoint: it is the same
+across restarts from that checkpoint however its location is spelled (a path, a ``file:`` or ``s3a:``
+URI, a symlink), and new when the checkpoint is deleted or reset. Spark replays the last micro-batch
+after a crash between our commit and its own checkpoint commit; a batch id at or below the newest one
+already committed for this stream is skipped, so no batch is committed twice (exactly once), and a new
+checkpoint starts a new stream whose batches are all written.
 
 A batch rejected under STRICT raises :class:`ValidationError` inside the query, which stops it;
 ``query.exception()`` carries the report. Under ALWAYS the batch is written and the query goes on.
@@ -15,9 +17,9 @@ A batch rejected under STRICT raises :class:`ValidationError` inside the query, 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -31,12 +33,28 @@ from featurestore.model.records import FeatureGroupRecord
 log = logging.getLogger(__name__)
 STREAM_ID_KEY = "stream.id"
 BATCH_ID_KEY = "stream.batch_id"
+CHECKPOINT_KEY = "stream.checkpoint"
 TRIGGERS = ("processingTime", "once", "availableNow")
+QUERY_ID_WAIT_SECONDS = 300.0
 
 
-def stream_id(checkpoint_location: str) -> str:
-    """A stable id for the query that owns ``checkpoint_location``."""
-    return hashlib.sha256(os.path.abspath(checkpoint_location).encode("utf-8")).hexdigest()[:16]
+class QueryIdentity:
+    """The id of a streaming query, known once ``start()`` returned: the first micro-batch can run on
+    Spark's stream thread before that, so the writer waits for it."""
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._known = threading.Event()
+
+    def set(self, query_id: str) -> None:
+        """Record the started query's id (``str(query.id)``)."""
+        self._id = query_id
+        self._known.set()
+
+    def __call__(self) -> str:
+        if not self._known.wait(QUERY_ID_WAIT_SECONDS) or self._id is None:
+            raise FeatureGroupError("the streaming query's id was not known in time; the micro-batch is not written")
+        return self._id
 
 
 def last_committed_batch(ctx: StoreContext, record: FeatureGroupRecord, sid: str) -> int | None:
@@ -50,12 +68,18 @@ def last_committed_batch(ctx: StoreContext, record: FeatureGroupRecord, sid: str
     return newest
 
 
-def micro_batch_writer(ctx: StoreContext, record: FeatureGroupRecord, sid: str, operation: str,
-                       write_options: dict[str, Any] | None):
-    """The ``foreachBatch`` function: one commit per new, non-empty micro-batch."""
+def micro_batch_writer(ctx: StoreContext, record: FeatureGroupRecord, stream: str | Callable[[], str],
+                       operation: str, write_options: dict[str, Any] | None,
+                       checkpoint_location: str | None = None) -> Callable[[DataFrame, int], None]:
+    """The ``foreachBatch`` function: one commit per new, non-empty micro-batch.
+
+    ``stream`` is the query id, or a callable giving it (:class:`QueryIdentity`) when the query is not
+    started yet; ``checkpoint_location`` is kept in the commit metadata for people, not for matching.
+    """
     current = {"record": record}  # the record moves on when a batch adds a feature
 
     def write(batch_df: DataFrame, batch_id: int) -> None:
+        sid = stream if isinstance(stream, str) else stream()
         done = last_committed_batch(ctx, current["record"], sid)
         if done is not None and batch_id <= done:
             log.info("stream %s: micro-batch %s already committed (newest %s); skipped", sid, batch_id, done)
@@ -64,7 +88,8 @@ def micro_batch_writer(ctx: StoreContext, record: FeatureGroupRecord, sid: str, 
             return
         result, current["record"] = ingestion.insert(
             ctx, ctx.refresh(current["record"]), batch_df, operation=operation, write_options=write_options,
-            commit_metadata={STREAM_ID_KEY: sid, BATCH_ID_KEY: str(batch_id)})
+            commit_metadata={STREAM_ID_KEY: sid, BATCH_ID_KEY: str(batch_id),
+                             **({CHECKPOINT_KEY: checkpoint_location} if checkpoint_location else {})})
         log.info("stream %s: micro-batch %s committed as %s", sid, batch_id, result.commit_id)
 
     return write
@@ -88,10 +113,13 @@ def insert_stream(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, 
     unknown = set(trig) - set(TRIGGERS)
     if unknown or len(trig) > 1:
         raise FeatureGroupError(f"trigger must be one of {{{', '.join(TRIGGERS)}: value}}, got {trigger!r}")
-    sid = stream_id(checkpoint_location)
-    writer = (df.writeStream.foreachBatch(micro_batch_writer(ctx, record, sid, operation, write_options))
+    identity = QueryIdentity()
+    writer = (df.writeStream
+              .foreachBatch(micro_batch_writer(ctx, record, identity, operation, write_options, checkpoint_location))
               .option("checkpointLocation", checkpoint_location)
               .queryName(query_name or f"featurestore_{record.table_name}"))
     if trig:
         writer = writer.trigger(**trig)
-    return writer.start()
+    query = writer.start()
+    identity.set(str(query.id))  # read from (or first written to) <checkpoint>/metadata by Spark
+    return query

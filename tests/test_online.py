@@ -24,6 +24,7 @@ import pytest
 
 from featurestore import FeatureStore
 from featurestore.config import load_config
+from featurestore.errors import FeatureGroupError
 from featurestore.offline import open_table
 from featurestore.online import OnlineStoreError
 
@@ -311,9 +312,11 @@ def test_both_drivers_serve_the_same_vectors_and_long_keys(spark, tmp_path, mari
         [1, 2, None]
     assert fs.get_feature_vector(both, {"n": 1, "a": a, "b": b})["v"] == 3
     mark = fs.registry.online_state(single.id)["last_commit"]
-    single.insert(spark.createDataFrame([(k768 + "x", T0, 9)], "k string, ts timestamp, v int"), storage="offline")
-    with pytest.raises(OnlineStoreError, match="Data too long for column 'k'"):  # strict mode: never truncated
-        fs.materialize(single)
+    # a key over the limit is refused at insert, even offline only: it would block every materialization
+    with pytest.raises(FeatureGroupError, match=r"'k' has a value of length 769 \(limit 768\)"):
+        single.insert(spark.createDataFrame([(k768 + "x", T0, 9)], "k string, ts timestamp, v int"),
+                      storage="offline")
+    fs.materialize(single)
     assert fs.registry.online_state(single.id)["last_commit"] == mark
     assert fs.get_feature_vector(single, {"k": k768})["v"] == 1
 
@@ -488,3 +491,66 @@ def test_serving_pool_bounds_connections_and_waits(tmp_path):
         assert fresh is not broken  # a connection that saw an error is discarded, not reused
         assert fresh.query("SELECT 1", []) == [(1,)]
     pool.close()
+
+
+KEYED = "cc_num long, merchant string, region string, ts timestamp, amount double"
+
+
+def test_null_in_any_key_column_is_refused_before_anything_is_written(spark, tmp_path, backend, request):
+    """A composite primary key with one null part (and a null partition value) is refused, naming the
+    column and its null rows, on every storage; the offline timeline and the online table stay as they were."""
+    fs = make_store(spark, tmp_path, backend, request)
+    fg = fs.create_feature_group("payments", primary_key=["cc_num", "merchant"], partition_key="region",
+                                 event_time="ts", online_enabled=True)
+    fg.insert(spark.createDataFrame([(1, "shop", "eu", T0, 1.0)], KEYED))
+    before = (fg.commit_details(), sorted(os.listdir(os.path.join(fg.location, ".hoodie"))))
+    bad = [(None, "shop", "eu", T0, 2.0), (None, "café", "eu", T0, 3.0), (2, None, "us", T0, 4.0),
+           (3, "ok", "us", T0, 5.0)]
+    for storage in (None, "offline", "online"):
+        with pytest.raises(FeatureGroupError, match=r"cannot be null: 'cc_num' is null in 2 row\(s\), 'merchant' "
+                                                    r"is null in 1 row\(s\); nothing was written"):
+            fg.insert(spark.createDataFrame(bad, KEYED), storage=storage)
+    with pytest.raises(FeatureGroupError, match=r"'region' is null in 1 row\(s\)"):
+        fg.insert(spark.createDataFrame([(4, "ok", None, T0, 6.0), (5, "ok", "eu", T0, 7.0)], KEYED))
+    assert (fg.commit_details(), sorted(os.listdir(os.path.join(fg.location, ".hoodie")))) == before
+    assert [r.cc_num for r in fg.read().collect()] == [1]
+    got = fs.get_feature_vectors(fg, [{"cc_num": 1, "merchant": "shop"}, {"cc_num": 3, "merchant": "ok"}])
+    assert [v["amount"] for v in got] == [1.0, None]
+    # a first insert (no schema, no table yet) is refused the same way and creates nothing
+    fresh = fs.create_feature_group("fresh", primary_key=["cc_num", "merchant"], event_time="ts")
+    with pytest.raises(FeatureGroupError, match=r"'merchant' is null in 1 row\(s\)"):
+        fresh.insert(spark.createDataFrame([(2, None, "us", T0, 4.0)], KEYED))
+    assert fresh.commit_details() == {} and not os.path.exists(os.path.join(fresh.location, ".hoodie"))
+
+
+def test_keys_longer_than_the_online_store_holds_are_refused_at_insert(spark, tmp_path, backend, request):
+    """MariaDB: string keys share InnoDB's 3,072-byte index (one string key next to a long: (3072 - 8) // 4
+    = 766 characters); a longer key is refused at insert, offline and online, naming column, length and
+    limit. SQLite's keys have no limit: the same key is stored and served."""
+    fs = make_store(spark, tmp_path, backend, request)
+    fg = fs.create_feature_group("merchants", primary_key=["cc_num", "merchant"], event_time="ts",
+                                 online_enabled=True)
+    schema = "cc_num long, merchant string, ts timestamp, amount double"
+    fg.insert(spark.createDataFrame([(1, "m" * 766, T0, 1.0)], schema))  # exactly at the limit
+    before = fg.commit_details()
+    long_key = "ü" * 400 + "😀" * 367  # 767 characters
+    rows = [(2, long_key, T0, 2.0), (3, "short", T0, 3.0)]
+    if backend == "mariadb":
+        assert fs.online_store.key_limits({"cc_num": spark.createDataFrame([], schema).schema["cc_num"].dataType,
+                                           "merchant": spark.createDataFrame([], schema).schema["merchant"].dataType}
+                                          ) == {"merchant": 766}
+        for storage in (None, "offline", "online"):
+            with pytest.raises(FeatureGroupError, match=r"'merchant' has a value of length 767 \(limit 766\); "
+                                                        r"nothing was written"):
+                fg.insert(spark.createDataFrame(rows, schema), storage=storage)
+        assert fg.commit_details() == before
+        assert sorted(r.cc_num for r in fg.read().collect()) == [1]
+        fs.materialize(fg)  # nothing blocks materialization
+        assert [v["amount"] for v in fs.get_feature_vectors(
+            fg, [{"cc_num": 1, "merchant": "m" * 766}, {"cc_num": 3, "merchant": "short"}])] == [1.0, None]
+    else:
+        assert fs.online_store.key_limits({"merchant": spark.createDataFrame([], schema).schema["merchant"].dataType}
+                                          ) == {}
+        fg.insert(spark.createDataFrame(rows, schema))
+        assert [v["amount"] for v in fs.get_feature_vectors(
+            fg, [{"cc_num": 2, "merchant": long_key}, {"cc_num": 3, "merchant": "short"}])] == [2.0, 3.0]

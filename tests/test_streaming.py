@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from featurestore import Check, CheckLevel, FeatureStore, hudi
 from featurestore.config import load_config
-from featurestore.streaming import BATCH_ID_KEY, STREAM_ID_KEY, micro_batch_writer, stream_id
+from featurestore.streaming import BATCH_ID_KEY, STREAM_ID_KEY, micro_batch_writer
 
 SCHEMA = "user_id int, clicks long, ts timestamp"
 WORKER = Path(__file__).resolve().parent / "stream_worker.py"
@@ -40,10 +41,11 @@ def _write_batch(folder: Path, index: int, rows: list[tuple[int, int, int]]) -> 
     os.utime(target, (stamp, stamp))
 
 
-def _stream_commits(location: str) -> list[int]:
+def _stream_commits(location: str, with_stream: bool = False) -> list:
     if not (Path(location) / ".hoodie" / "hoodie.properties").exists():
         return []
-    return [int(e["extra_metadata"][BATCH_ID_KEY]) for e in hudi.timeline(location)
+    return [(e["extra_metadata"][STREAM_ID_KEY], int(e["extra_metadata"][BATCH_ID_KEY])) if with_stream
+            else int(e["extra_metadata"][BATCH_ID_KEY]) for e in hudi.timeline(location)
             if BATCH_ID_KEY in (e.get("extra_metadata") or {})]
 
 
@@ -75,9 +77,11 @@ def test_file_source_one_commit_per_batch_and_replay_is_skipped(spark, tmp_path)
     # Spark replaying an already committed micro-batch (a crash before its checkpoint commit) is a no-op
     before = hudi.timeline(fg.location)
     replay = spark.createDataFrame([(1, 999, BASE)], SCHEMA)
-    micro_batch_writer(fs, fg.record, stream_id(checkpoint), "upsert", None)(replay, 2)
+    micro_batch_writer(fs, fg.record, str(query.id), "upsert", None)(replay, 2)
     assert hudi.timeline(fg.location) == before
-    assert (tmp_path / "wh").exists() and stream_id(checkpoint) == before[-1]["extra_metadata"][STREAM_ID_KEY]
+    # the stream is Spark's query id, the one Spark keeps in <checkpoint>/metadata
+    kept = json.loads((Path(checkpoint) / "metadata").read_text(encoding="utf-8").splitlines()[0])["id"]
+    assert kept == str(query.id) == before[-1]["extra_metadata"][STREAM_ID_KEY]
     with pytest.raises(Exception, match="streaming DataFrame"):
         fg.insert_stream(spark.createDataFrame([(1, 1, BASE)], SCHEMA), checkpoint)
 
@@ -142,3 +146,60 @@ def test_rate_source(spark, tmp_path):
     assert len(rows) == len({r.user_id for r in rows}) > 0
     # every user's row is its newest event: clicks grow with time in the rate source
     assert all(r.clicks % 50 == r.user_id for r in rows)
+
+
+def test_checkpoint_spelled_three_ways_is_one_stream(spark, tmp_path):
+    """Killed after committing a batch, restarted with the same checkpoint as a path, a file:// URI and
+    through a symlink: one stream, no batch committed twice, every row as expected."""
+    warehouse = tmp_path / "wh"
+    fs = _store(spark, warehouse)
+    fg = fs.create_feature_group("clicks_stream", primary_key="user_id", event_time="ts")
+    batches = [[(1, 1, 0), (2, 1, 0)], [(1, 2, 1), (3, 1, 1)], [(2, 3, 2), (4, 1, 2)], [(1, 4, 3), (5, 5, 3)]]
+    for i, rows in enumerate(batches):
+        _write_batch(tmp_path / "in", i, rows)
+    checkpoint = tmp_path / "cp"
+    (tmp_path / "link").symlink_to(checkpoint)  # dangling until the first run creates the checkpoint
+    spellings = [str(checkpoint), checkpoint.as_uri(), str(tmp_path / "link")]
+    assert spellings[1].startswith("file:///")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    for spelling, kill_after in zip(spellings, (0, 1, None), strict=True):
+        cmd = [sys.executable, str(WORKER), str(warehouse), str(tmp_path / "in"), spelling]
+        if kill_after is not None:
+            cmd += ["--kill-after-commit-of-batch", str(kill_after)]
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        expected_rc = -signal.SIGKILL if kill_after is not None else 0
+        assert run.returncode == expected_rc, (spelling, run.stdout[-2000:] + run.stderr[-3000:])
+    commits = _stream_commits(fg.location, with_stream=True)
+    assert [batch for _, batch in commits] == [0, 1, 2, 3]  # batches 0 and 1 replayed by Spark, skipped
+    assert len({sid for sid, _ in commits}) == 1
+    got = {r.user_id: r.clicks for r in fg.read().collect()}
+    assert got == _latest([r for b in batches for r in b]) == {1: 4, 2: 3, 3: 1, 4: 1, 5: 5}
+
+
+def test_reset_checkpoint_is_a_new_stream_and_writes_new_data(spark, tmp_path):
+    """A checkpoint deleted and started again at the same path is a new query: its batches, whose ids
+    start again at 0, are written, not skipped as already committed."""
+    fs = _store(spark, tmp_path / "wh")
+    fg = fs.create_feature_group("clicks_stream", primary_key="user_id", event_time="ts")
+    checkpoint = str(tmp_path / "cp")
+    old = [[(u, 1, 0) for u in range(0, 100)], [(u, 1, 1) for u in range(100, 200)]]
+    for i, rows in enumerate(old):
+        _write_batch(tmp_path / "in-old", i, rows)
+    source = spark.readStream.schema(SCHEMA).option("maxFilesPerTrigger", 1).json(str(tmp_path / "in-old"))
+    first = fg.insert_stream(source, checkpoint, trigger={"availableNow": True})
+    first.awaitTermination(300)
+    assert first.exception() is None
+    shutil.rmtree(checkpoint)
+    new = [[(u, 2, 5) for u in range(k * 100 + 1000, k * 100 + 1100)] for k in range(3)]  # 300 new keys
+    for i, rows in enumerate(new):
+        _write_batch(tmp_path / "in-new", i, rows)
+    source = spark.readStream.schema(SCHEMA).option("maxFilesPerTrigger", 1).json(str(tmp_path / "in-new"))
+    second = fg.insert_stream(source, checkpoint, trigger={"availableNow": True})
+    second.awaitTermination(300)
+    assert second.exception() is None and str(second.id) != str(first.id)
+    commits = _stream_commits(fg.location, with_stream=True)
+    assert commits == [(str(first.id), 0), (str(first.id), 1), (str(second.id), 0), (str(second.id), 1),
+                       (str(second.id), 2)]
+    got = {r.user_id: r.clicks for r in fg.read().collect()}
+    expected = {u: 1 for u in range(200)} | {u: 2 for u in range(1000, 1300)}
+    assert got == expected and len(got) == 500

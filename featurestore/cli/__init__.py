@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 from featurestore import __version__
+from featurestore.cli.failures import (
+    PROG,
+    RUNTIME_EXIT,
+    USAGE_EXIT,
+    OneLineParser,
+    SubcommandParser,
+    UsageError,
+    describe,
+)
 from featurestore.cli.output import Output
-from featurestore.errors import FeatureStoreError
 
 Handler = Callable[[argparse.Namespace, Output], int]
 
@@ -52,7 +61,7 @@ def _serve(args: argparse.Namespace, out: Output) -> int:
     from featurestore.server.http import serve
 
     if args.workers < 1:
-        raise SystemExit(f"featurestore serve: --workers must be at least 1, got {args.workers}")
+        raise UsageError(f"serve: --workers must be at least 1, got {args.workers}")
     from featurestore.server.http import serve_options
 
     fs = FeatureStore(load_config(args.config), args.store)
@@ -90,14 +99,15 @@ def _report(args: argparse.Namespace, out: Output) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``featurestore`` command."""
-    parser = argparse.ArgumentParser(
-        prog="featurestore",
+    parser = OneLineParser(
+        prog=PROG,
         description="Spark-native lakehouse feature store on Apache Hudi.",
     )
     parser.add_argument("--version", action="version", version=f"featurestore {__version__}")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     parser.add_argument("--config", help="configuration file (default: see README, Configuration)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=SubcommandParser)
 
     p = sub.add_parser("dev-db", help="start, stop or locate a local MariaDB for development")
     p.add_argument("action", choices=["start", "stop", "url", "status"])
@@ -142,18 +152,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 0
-    out = Output(as_json=args.json)
+    """Entry point of the console script; returns the process exit code.
+
+    A failure is one ``featurestore: error: ...`` line on stderr (exit 2 for a usage mistake, 1 at run
+    time); ``--debug`` (before or after the subcommand) prints the traceback above it.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # known before parsing, so that a parse failure can show its traceback too
     try:
-        return args.handler(args, out)
-    except FeatureStoreError as exc:
-        print(f"featurestore: error: {exc}", file=sys.stderr)
-        return 1
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 0
+        return args.handler(args, Output(as_json=args.json))
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure ends as one line (the traceback with --debug)
+        if debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {describe(exc)}", file=sys.stderr)
+        return USAGE_EXIT if isinstance(exc, UsageError) else RUNTIME_EXIT
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from featurestore.cli.failures import UsageError
 from featurestore.cli.output import Output
+from featurestore.errors import FeatureStoreError
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -47,7 +50,7 @@ def feature_groups(args: argparse.Namespace, out: Output) -> int:
                   ["name", "version", "kind", "primary_key", "event_time", "online", "features", "description"])
         return 0
     if not args.name:
-        raise SystemExit("featurestore feature-groups show: a feature group name is required")
+        raise UsageError("feature-groups show: a feature group name is required")
     fg = fs.get_feature_group(args.name, args.version)
     suite = fs.registry.get_expectation_suite(fg.id)
     commits = fg.commit_details(limit=1)
@@ -80,6 +83,8 @@ def preview(args: argparse.Namespace, out: Output) -> int:
 
 def validate(args: argparse.Namespace, out: Output) -> int:
     """``validate <fg> <path>``: dry-run the feature group's suite on a file; exit 2 if it fails."""
+    if "://" not in args.path and not os.path.exists(args.path):  # before the registry and Spark start
+        raise FeatureStoreError(f"validate: input path {args.path!r} does not exist")
     fs = _store(args)
     fg = fs.get_feature_group(args.feature_group, args.version)
     with progress(out, f"validating {args.path}"):
@@ -161,7 +166,7 @@ def training_datasets(args: argparse.Namespace, out: Output) -> int:
         out.table(rows, ["name", "version", "format", "location", "description"])
         return 0
     if not args.name:
-        raise SystemExit("featurestore training-datasets show: a training dataset name is required")
+        raise UsageError("training-datasets show: a training dataset name is required")
     td = fs.get_training_dataset(args.name, args.version)
     record = getattr(td, "_record", None) or {"name": td.name, "version": td.version, "location": td.location}
     out.record({k: (json.dumps(v, default=str) if isinstance(v, dict | list) else v) for k, v in record.items()})
@@ -178,7 +183,7 @@ def feature_views(args: argparse.Namespace, out: Output) -> int:
         out.table(rows, ["name", "version", "features", "labels", "description"])
         return 0
     if not args.name:
-        raise SystemExit("featurestore feature-views show: a feature view name is required")
+        raise UsageError("feature-views show: a feature view name is required")
     fv = fs.get_feature_view(args.name, args.version)
     datasets = [f"{td.name} v{td.version}" for td in fv.get_training_datasets()]
     out.record({"name": fv.name, "version": fv.version, "description": fv.description,

@@ -20,6 +20,8 @@ from featurestore.names import check_name, quote_identifier
 from featurestore.online.types import OnlineStoreError, key_lengths, sql_type
 
 if TYPE_CHECKING:
+    from pyspark.sql import types as T
+
     from featurestore.model.records import FeatureGroupRecord
 
 COMMIT_COL = "_fs_commit_time"
@@ -171,6 +173,15 @@ class OnlineStore:
         if self.dialect != "mysql":
             raise OnlineStoreError("Spark JDBC reads need a MariaDB/MySQL online store")
         return f"jdbc:mysql://{self.conn.host}:{self.conn.port}/{self.conn.database}?permitMysqlScheme"
+
+    def key_limits(self, key_types: dict[str, T.DataType]) -> dict[str, int]:
+        """The longest value each variable-length primary-key column holds (characters for strings, bytes
+        for binaries), by column; the same lengths :meth:`ensure_table` declares. SQLite keys have no
+        limit (empty)."""
+        if self.dialect != "mysql":
+            return {}
+        lengths = key_lengths(list(key_types.values()))
+        return {name: n for name, n in zip(key_types, lengths, strict=True) if n is not None}
 
     # -- DDL -------------------------------------------------------------------------------------
     def ensure_table(self, fg: FeatureGroupRecord) -> None:
