@@ -393,7 +393,7 @@ def test_http_feature_server_end_to_end(spark, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
     bad = subprocess.run([str(Path(sys.executable).with_name("featurestore")), "--config", str(config), "serve",
                           "--workers", "0"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "--workers must be at least 1, got 0" in bad.stderr
+    assert bad.returncode == 2 and "--workers must be at least 1, got 0" in bad.stderr  # a usage error
     # two worker processes on one port (each opens the feature store from the config file)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("featurestore")), "--config", str(config), "serve",
                              "--port", str(port), "--store", "web", "--workers", "2"], env=env, cwd=tmp_path,
