@@ -51,6 +51,16 @@ def _sorted(rows: list[tuple]) -> list[tuple]:
     return sorted((tuple(norm(v) for v in r) for r in rows), key=repr)
 
 
+def _incremental_reads_agree(spark, reference_jvm, path: str, commit_instants: list[str]) -> None:
+    """Our incremental read of each (previous commit, commit] equals Apache Hudi's."""
+    for begin, end in zip(commit_instants, commit_instants[1:], strict=False):
+        theirs = _sorted(reference_jvm.hudi_read(path, COLUMNS, kind="incremental", begin=begin, end=end))
+        ours = hudi.read(spark, path, {"hoodie.datasource.query.type": "incremental",
+                                       "hoodie.datasource.read.begin.instanttime": begin,
+                                       "hoodie.datasource.read.end.instanttime": end})
+        assert rows_of_spark(ours, COLUMNS) == theirs, f"incremental ({begin}, {end}]"
+
+
 def test_the_model_is_what_the_scenario_says():
     final = {r[0]: r for r in STATES[-1]}
     assert sorted(final) == [0, 1, 2, 3, 4, 6, 7, 8, 9]
@@ -77,12 +87,7 @@ def test_tables_apache_hudi_writes_are_read_the_same_by_our_reader_and_hudi_rs(s
         ours = hudi.read(spark, path, {"as.of.instant": instant})
         assert rows_of_spark(ours, COLUMNS) == expected, f"as of {instant}"
         assert rows_of_arrow(hudi_rs(path, as_of=instant), COLUMNS) == expected, f"hudi-rs as of {instant}"
-    for begin, end in zip(commit_instants, commit_instants[1:], strict=False):
-        theirs = _sorted(reference_jvm.hudi_read(path, COLUMNS, kind="incremental", begin=begin, end=end))
-        ours = hudi.read(spark, path, {"hoodie.datasource.query.type": "incremental",
-                                       "hoodie.datasource.read.begin.instanttime": begin,
-                                       "hoodie.datasource.read.end.instanttime": end})
-        assert rows_of_spark(ours, COLUMNS) == theirs, f"incremental ({begin}, {end}]"
+    _incremental_reads_agree(spark, reference_jvm, path, commit_instants)
 
 
 def test_tables_the_native_engine_writes_are_read_the_same_by_apache_hudi(spark, reference_jvm, tmp_path):
@@ -102,12 +107,7 @@ def test_tables_the_native_engine_writes_are_read_the_same_by_apache_hudi(spark,
     assert [i["time"] for i in timeline["instants"] if i["action"] in ("commit", "replacecommit")] == commit_instants
     for instant, expected in zip(commit_instants, STATES, strict=True):
         assert _sorted(reference_jvm.hudi_read(path, COLUMNS, kind="as_of", instant=instant)) == expected
-    for begin, end in zip(commit_instants, commit_instants[1:], strict=False):
-        theirs = _sorted(reference_jvm.hudi_read(path, COLUMNS, kind="incremental", begin=begin, end=end))
-        ours = hudi.read(spark, path, {"hoodie.datasource.query.type": "incremental",
-                                       "hoodie.datasource.read.begin.instanttime": begin,
-                                       "hoodie.datasource.read.end.instanttime": end})
-        assert rows_of_spark(ours, COLUMNS) == theirs, f"incremental ({begin}, {end}]"
+    _incremental_reads_agree(spark, reference_jvm, path, commit_instants)
 
 
 def test_apache_hudi_upserts_into_a_native_table_and_the_native_engine_refuses_the_upgraded_table(

@@ -25,22 +25,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from featurestore.quality.checks import Check, CheckLevel
+from featurestore.quality.checks import _quote as _quoted  # the one quoting of Spark SQL identifiers here
+from featurestore.quality.checks import _sql_literal as _literal
 from featurestore.quality.errors import SuiteError
 
 # kwargs GE uses for rendering or result shape only: accepted, no meaning for the verdict
 _PRESENTATION_KWARGS = frozenset({"result_format", "include_config", "catch_exceptions", "meta"})
-
-
-def _quoted(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
-
-
-def _literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _mostly(kwargs: Mapping[str, Any], where: str) -> float:
