@@ -253,7 +253,8 @@ def test_ingest_job_on_cluster(spark, tmp_path, cluster):
     bad = ingest("--feature-group", "user_clicks", "--source", str(source), "--transform",
                  "SELECT CAST(NULL AS INT) AS user_id, region, clicks, score, ts FROM source")
     assert bad.returncode == 1
-    assert "ingest: error: 2 row(s) have a null or empty record key" in bad.stdout + bad.stderr
+    assert ("ingest: error: key columns of feature group 'user_clicks' v1 cannot be null: 'user_id' is null in "
+            "2 row(s); nothing was written") in bad.stdout + bad.stderr
     missing = ingest("--feature-group", "nope", "--source", str(source))
     assert missing.returncode == 1
     assert ("ingest: error: feature group 'nope' does not exist and there is no definition at "
