@@ -52,6 +52,8 @@ NONE = type(None)
 
 SCHEMA: dict[str, Any] = {
     "warehouse": _s(str, "./warehouse", "Root folder of all Hudi tables and training datasets."),
+    "store": _s(str, "default", "Feature store (project) used when a call, job or command names none "
+                "(FEATURESTORE_STORE sets it too)."),
     "registry": {
         "url": _s((str, NONE), None, "SQLAlchemy URL of the registry; null = SQLite file under the warehouse."),
         "password": _s((str, NONE), None, "Registry password if not in the URL (prefer the env var).", True),

@@ -36,9 +36,9 @@ from featurestore.training.feature_view import create as create_feature_view
 JDBC_DRIVER = sources.JDBC_DRIVER
 
 
-def connect(config: str | os.PathLike[str] | Config | None = None, name: str = "default",
+def connect(config: str | os.PathLike[str] | Config | None = None, name: str | None = None,
             spark: SparkSession | None = None) -> FeatureStore:
-    """Connect to the feature store ``name``.
+    """Connect to the feature store ``name`` (None = the configuration's ``store``, ``default`` unless set).
 
     ``config`` is a :class:`Config`, a YAML path, or None (the usual lookup, falling back to
     built-in defaults: warehouse ``./warehouse`` with SQLite registry and online store inside).
@@ -55,7 +55,8 @@ class FeatureStore:
     ``with`` block) disposes the registry's connections and the serving pool.
     """
 
-    def __init__(self, config: Config, name: str = "default", spark: SparkSession | None = None) -> None:
+    def __init__(self, config: Config, name: str | None = None, spark: SparkSession | None = None) -> None:
+        name = config.get("store") if name is None else name
         self.name = check_name(name, "feature store")
         self.config = config
         self.registry = Registry(config.registry_url, config.get("registry.password"))

@@ -27,7 +27,7 @@ class JobContext:
             import featurestore
 
             self._fs = featurestore.connect(getattr(self.args, "config", None),
-                                            name=getattr(self.args, "feature_store", "default"))
+                                            name=getattr(self.args, "feature_store", None))
             self.log("connect", f"feature store '{self._fs.name}', warehouse {self._fs.config.warehouse}")
         return self._fs
 
@@ -38,7 +38,8 @@ class JobContext:
 
 def common_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """``--feature-store`` and ``--config``, which every job takes."""
-    parser.add_argument("--feature-store", default="default", help="feature store (project) name")
+    parser.add_argument("--feature-store", help="feature store (project) name (default: the configuration's "
+                        "store, FEATURESTORE_STORE, else 'default')")
     parser.add_argument("--config", help="configuration file (default: the usual lookup, see conf/featurestore.yaml)")
     return parser
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from featurestore.cli.failures import VALIDATION_FAILED_EXIT
 from featurestore.jobrunner import JobContext, common_arguments, run_job
 
 
@@ -48,7 +49,7 @@ def body(ctx: JobContext) -> int:
         report = verify(df, args.suite)
         ctx.log("validate", f"{args.suite}: {report.status}")
     print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else str(report), flush=True)
-    return 0 if report.success else 2
+    return 0 if report.success else VALIDATION_FAILED_EXIT
 
 
 def main(argv: list[str] | None = None) -> int:

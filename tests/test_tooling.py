@@ -112,7 +112,7 @@ def test_cli_against_a_prepared_store(spark, prepared):
     bad = prepared["root"] / "bad.json"
     bad.write_text(json.dumps({"order_id": 9, "customer": "x", "amount": -1.0, "ts": BASE.isoformat()}) + "\n")
     code, text = cli(prepared, "validate", "orders", str(bad), "--format", "json")
-    assert code == 2 and "isNonNegative(amount)" in text and "Failure" in text
+    assert code == 3 and "isNonNegative(amount)" in text and "Failure" in text
     code, text = cli(prepared, "--json", "feature-groups", "show", "nope")
     assert code == 1
     code, text = cli(prepared, "report", "orders", "--output", str(prepared["root"] / "r.html"))

@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from featurestore import __version__
+from featurestore.cli.commands import STORE_HELP
 from featurestore.cli.failures import (
     PROG,
     RUNTIME_EXIT,
@@ -121,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP feature server (POST /feature-vectors, GET /health)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.add_argument("--store", help=STORE_HELP)
     p.add_argument("--workers", type=int, default=1,
                    help="server processes sharing the port (default 1; about one per core scales with cores)")
     p.add_argument("--ssl-certfile", help="TLS certificate (PEM); with --ssl-keyfile the server speaks HTTPS")
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("feature_group", help="feature group name")
     p.add_argument("--version", type=int, help="version (default: the latest)")
     p.add_argument("--output", help="HTML file (default <warehouse>/<store>/reports/<name>_<version>.html)")
-    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(handler=_report)
 
     from featurestore.cli import commands

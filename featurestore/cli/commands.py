@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from featurestore.cli.failures import UsageError
+from featurestore.cli.failures import VALIDATION_FAILED_EXIT, UsageError
 from featurestore.cli.output import Output
 from featurestore.errors import FeatureStoreError
+
+STORE_HELP = "feature store (project) name (default: the configuration's store, FEATURESTORE_STORE, else 'default')"
 
 
 def _store(args: argparse.Namespace) -> Any:
@@ -36,6 +38,18 @@ def progress(out: Output, text: str) -> Iterator[None]:
         yield
 
 
+def say_where_else(fs: Any, out: Output, what: str) -> None:
+    """After an empty listing: say which feature stores do hold feature groups (a wrong or missing
+    ``--store`` is the usual reason for an empty list)."""
+    if out.as_json:
+        return
+    others = [f"{name} ({count})" for name, count in fs.registry.list_feature_stores().items()
+              if name != fs.name and count]
+    where = (f"; feature stores with feature groups: {', '.join(others)} (choose one with --store or "
+             "FEATURESTORE_STORE)") if others else ""
+    out.message(f"no {what} in feature store '{fs.name}'{where}")
+
+
 def _fg_row(fg: Any) -> dict[str, Any]:
     return {"name": fg.name, "version": fg.version, "kind": fg.record.kind,
             "primary_key": ",".join(fg.primary_key), "event_time": fg.event_time or "",
@@ -46,8 +60,11 @@ def feature_groups(args: argparse.Namespace, out: Output) -> int:
     """``feature-groups list|show``."""
     fs = _store(args)
     if args.action == "list":
-        out.table([_fg_row(fg) for fg in fs.get_feature_groups(args.name)],
-                  ["name", "version", "kind", "primary_key", "event_time", "online", "features", "description"])
+        rows = [_fg_row(fg) for fg in fs.get_feature_groups(args.name)]
+        if not rows and not out.as_json:
+            say_where_else(fs, out, "feature groups" + (f" named '{args.name}'" if args.name else ""))
+            return 0
+        out.table(rows, ["name", "version", "kind", "primary_key", "event_time", "online", "features", "description"])
         return 0
     if not args.name:
         raise UsageError("feature-groups show: a feature group name is required")
@@ -82,7 +99,7 @@ def preview(args: argparse.Namespace, out: Output) -> int:
 
 
 def validate(args: argparse.Namespace, out: Output) -> int:
-    """``validate <fg> <path>``: dry-run the feature group's suite on a file; exit 2 if it fails."""
+    """``validate <fg> <path>``: dry-run the feature group's suite on a file; exit 3 if it fails."""
     if "://" not in args.path and not os.path.exists(args.path):  # before the registry and Spark start
         raise FeatureStoreError(f"validate: input path {args.path!r} does not exist")
     fs = _store(args)
@@ -98,7 +115,7 @@ def validate(args: argparse.Namespace, out: Output) -> int:
         out.message(str(report).splitlines()[0])
         out.table([{"level": r.level, "check": r.check, "constraint": r.constraint, "status": r.status,
                     "value": json.dumps(r.to_dict()["value"]), "hint": r.hint or ""} for r in report.results])
-    return 0 if report.success else 2
+    return 0 if report.success else VALIDATION_FAILED_EXIT
 
 
 def statistics(args: argparse.Namespace, out: Output) -> int:
@@ -163,6 +180,9 @@ def training_datasets(args: argparse.Namespace, out: Output) -> int:
         for td in fs.get_training_datasets(args.name) if hasattr(fs, "get_training_datasets") else []:
             rows.append({"name": td.name, "version": td.version, "format": getattr(td, "data_format", ""),
                          "location": td.location, "description": getattr(td, "description", "")})
+        if not rows and not out.as_json:
+            say_where_else(fs, out, "training datasets" + (f" named '{args.name}'" if args.name else ""))
+            return 0
         out.table(rows, ["name", "version", "format", "location", "description"])
         return 0
     if not args.name:
@@ -180,6 +200,9 @@ def feature_views(args: argparse.Namespace, out: Output) -> int:
         rows = [{"name": fv.name, "version": fv.version, "features": ", ".join(fv.features),
                  "labels": ", ".join(fv.labels), "description": fv.description}
                 for fv in fs.get_feature_views(args.name)]
+        if not rows and not out.as_json:
+            say_where_else(fs, out, "feature views" + (f" named '{args.name}'" if args.name else ""))
+            return 0
         out.table(rows, ["name", "version", "features", "labels", "description"])
         return 0
     if not args.name:
@@ -199,14 +222,14 @@ def register(sub: Any) -> None:
     def fg_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("feature_group", help="feature group name")
         p.add_argument("--version", type=int, help="version (default: the latest)")
-        p.add_argument("--store", default="default", help="feature store (project) name")
+        p.add_argument("--store", help=STORE_HELP)
         return p
 
     p = sub.add_parser("feature-groups", help="list feature groups, or show one")
     p.add_argument("action", choices=["list", "show"])
     p.add_argument("name", nargs="?", help="feature group name (list: filter; show: required)")
     p.add_argument("--version", type=int, help="show: version (default: the latest)")
-    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(handler=feature_groups)
 
     p = fg_args(sub.add_parser("commits", help="a feature group's commits, newest first"))
@@ -240,12 +263,12 @@ def register(sub: Any) -> None:
     p.add_argument("action", choices=["list", "show"])
     p.add_argument("name", nargs="?", help="training dataset name")
     p.add_argument("--version", type=int, help="show: version (default: the latest)")
-    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(handler=training_datasets)
 
     p = sub.add_parser("feature-views", help="list feature views, or show one")
     p.add_argument("action", choices=["list", "show"])
     p.add_argument("name", nargs="?", help="feature view name")
     p.add_argument("--version", type=int, help="show: version (default: the latest)")
-    p.add_argument("--store", default="default", help="feature store (project) name")
+    p.add_argument("--store", help=STORE_HELP)
     p.set_defaults(handler=feature_views)

@@ -1,5 +1,6 @@
 """How the ``featurestore`` command fails: one ``featurestore: error: ...`` line naming the cause, exit
-code 2 for a usage mistake and 1 for a failure at run time; ``--debug`` adds the traceback."""
+code 2 for a usage mistake and 1 for a failure at run time (3: ``validate`` found the data failing its
+suite); ``--debug`` adds the traceback."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from featurestore.errors import FeatureStoreError
 PROG = "featurestore"
 USAGE_EXIT = 2
 RUNTIME_EXIT = 1
+# ``validate`` ran and the data failed an Error-level constraint: not a usage mistake (2), not a crash (1)
+VALIDATION_FAILED_EXIT = 3
 
 
 class UsageError(Exception):

@@ -142,6 +142,15 @@ class Registry:
 
         return self._write(f"feature store '{name}'", work)
 
+    def list_feature_stores(self) -> dict[str, int]:
+        """Every feature store's name with its number of feature group versions, by name."""
+        stores, groups = registry_schema.feature_stores, registry_schema.feature_groups
+        query = (select(stores.c.name, func.count(groups.c.id))
+                 .select_from(stores.outerjoin(groups, groups.c.feature_store_id == stores.c.id))
+                 .group_by(stores.c.name).order_by(stores.c.name))
+        with self.engine.connect() as conn:
+            return {name: count for name, count in conn.execute(query)}
+
     # -- feature groups ------------------------------------------------------------------------
     def create_feature_group(self, record: dict[str, Any], table_format: str = "HUDI",
                              engine: str = "native") -> dict[str, Any]:
