@@ -389,6 +389,11 @@ def test_http_feature_server_end_to_end(spark, tmp_path):
     fs = FeatureStore(load_config(config, environ={}), "web", spark=spark)
     fg = fs.create_feature_group("profiles", primary_key="uid", event_time="ts", online_enabled=True)
     fg.insert(spark.createDataFrame([row(1, "Zoé", 1.5, T0, D("2.50"), ["a"], day=dt.date(2024, 1, 2))], ALL_TYPES))
+    blank = fs.create_feature_group("blank", primary_key="uid", online_enabled=True)  # created, never written
+    never_written = "feature group 'blank' v1 has no features yet (insert data first); nothing can be served from it"
+    with pytest.raises(OnlineStoreError) as refused:
+        fs.get_feature_vector(blank, {"uid": 1})
+    assert str(refused.value) == never_written
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")}
     bad = subprocess.run([str(Path(sys.executable).with_name("featurestore")), "--config", str(config), "serve",
@@ -432,6 +437,8 @@ def test_http_feature_server_end_to_end(spark, tmp_path):
                                                          "on_missing": "raise"})
         assert status == 404 and "uid=2" in body["error"]
         assert _http(base + "/other")[0] == 404
+        assert _http(base + "/feature-vectors", {"feature_group": "blank", "entries": [{"uid": 1}]}) == (
+            400, {"error": never_written})
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -176,6 +176,9 @@ class Server:
             raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} is not online-enabled")
         schema = fg.schema
         names = schema.fieldNames()
+        if not names:  # created, never written: there is no table and no column to look up yet
+            raise OnlineStoreError(f"feature group '{fg.name}' v{fg.version} has no features yet (insert data "
+                                   "first); nothing can be served from it")
         wanted = list(features) if features is not None else names
         unknown = [f for f in wanted if f not in names]
         if unknown:
