@@ -2,7 +2,7 @@
 
 One command::
 
-    .venv/bin/python benchmarks/hudi_upsert.py [--rows N] [--batch N]
+    .venv/bin/python benchmarks/hudi_upsert.py [--rows N] [--batch N] [--no-apache-hudi]
 
 Default scale (the spec): a base table of 5,000,000 rows x 12 columns in 3 partitions and an upsert
 batch of 500,000 rows, half updates of existing keys (spread over the whole key space) and half new
@@ -16,7 +16,10 @@ its same-run baseline:
 3. a 1,000-row upsert end to end, three times (goal < 3 s): 500 new keys and 500 updates of the
    newest contiguous block of keys (``--small-keys spread`` spreads them over the table instead);
 4. a snapshot read (count + sum of one column) via ``hudi.read`` vs ``spark.read.parquet`` of the
-   same files.
+   same files;
+5. Apache Hudi's own Spark writer (copy-on-write with its default index, and merge-on-read) on the same
+   batches, written out as parquet first: ``benchmarks/hudi_reference_writer.py`` in the reference
+   environment (Spark 3.5 + Hudi 1.2's bundle; no bundle for Spark 4.1 is served here), same master.
 
 Besides the table it prints where the upserts spend their time: the engine's phases (timed by
 wrapping the writer's methods for the duration of the run, nothing is changed on disk) and the
@@ -50,6 +53,8 @@ if str(ROOT) not in sys.path:
 GOAL_UPSERT_RATIO = 1.5
 GOAL_READ_RATIO = 1.2
 GOAL_SMALL_UPSERT_S = 3.0
+GOAL_PEER_UPSERT_SPEEDUP = 2.0  # the native engine vs Apache Hudi's copy-on-write writer, big upsert
+GOAL_PEER_SMALL_SPEEDUP = 5.0   # and on the 1,000-row upserts
 SMALL_BATCH = 1_000
 SMALL_RUNS = 3
 READ_RUNS = 3
@@ -374,6 +379,7 @@ def run(args: argparse.Namespace) -> int:
         small_times: list[float] = []
         small_results = []
         small_phases = []
+        small_batches = []
         for r in range(SMALL_RUNS):
             small_df = df = batch_df(spark, n, SMALL_BATCH, ts=3 + r,
                                      offset=r + 1 if args.small_keys == "spread" else r,
@@ -384,6 +390,7 @@ def run(args: argparse.Namespace) -> int:
                 res = hudi.write(df, hudi_dir, hudi_options("upsert"))
                 p1 = time.perf_counter()
             small_times.append(p1 - p0)
+            small_batches.append(small_df)
             small_results.append(res)
             small_phases.append(recorder.breakdown(p0, p1))
             print(f"    run {r + 1}: {p1 - p0:.2f} s ({res.rows_updated} updated, {res.rows_inserted} inserted, "
@@ -412,6 +419,23 @@ def run(args: argparse.Namespace) -> int:
               f"plain {', '.join(f'{t:.2f}' for t in read_plain)} s; rows {sorted(got)} (expected {expected:,})",
               flush=True)
         checks_ok = got == {expected} and len(counts) == 1
+
+        # 5. Apache Hudi's own writer on the same batches --------------------------------------------
+        peer = None
+        if not args.no_apache_hudi:
+            print("\n[5] Apache Hudi's writer (reference JVM, Spark 3.5) on the same batches ...",
+                  flush=True)
+            inputs = os.path.join(work, "inputs")
+            base_df(spark, n).write.parquet(os.path.join(inputs, "base"))
+            batch_df(spark, n, b, ts=2, offset=0, new_start=new_start).write.parquet(os.path.join(inputs, "batch"))
+            for r, small in enumerate(small_batches):
+                small.write.parquet(os.path.join(inputs, f"small_{r}"))
+            peer = apache_hudi(work, args)
+            for kind in ("COPY_ON_WRITE", "MERGE_ON_READ"):
+                m = peer[kind]
+                print(f"    {kind}: bulk insert {m['bulk_insert_s']:.1f} s, upsert {m['upsert_s']:.1f} s, small "
+                      + " / ".join(f"{t:.2f}" for t in m["small_upserts_s"])
+                      + f" s, read {m['read_s']:.2f} s, rows {m['rows']}, log files {m['log_files']}", flush=True)
 
         # -- report -------------------------------------------------------------------------------
         t_read_h, t_read_p = statistics.median(read_hudi), statistics.median(read_plain)
@@ -453,6 +477,34 @@ def run(args: argparse.Namespace) -> int:
         lines.append("small upsert runs: " + " / ".join(f"{t:.2f}" for t in small_times) + " s")
         lines.append(f"row-count check after all writes: {'OK' if checks_ok else 'MISMATCH'} "
                      f"({sorted(got)} vs expected {expected:,})")
+        if peer is not None:
+            cow, mor = peer["COPY_ON_WRITE"], peer["MERGE_ON_READ"]
+            peer_rows = {tuple(cow["rows"]), tuple(mor["rows"])}
+            checks_ok = checks_ok and peer_rows == {(expected,)}
+            cow_small, mor_small = statistics.median(cow["small_upserts_s"]), statistics.median(mor["small_upserts_s"])
+            lines.append("")
+            lines.append(f"Apache Hudi's own writer on the same batches ({peer['hudi']}, Spark {peer['spark']} in "
+                         f"the reference JVM, {args.master}, default index and metadata table):")
+            peer_rows_out = [
+                (f"upsert {b:,} rows", f"{t_upsert:.1f} s", f"{cow['upsert_s']:.1f} s",
+                 f"{cow['upsert_s'] / t_upsert:.2f}x", f"{mor['upsert_s']:.1f} s",
+                 f">= {GOAL_PEER_UPSERT_SPEEDUP:g}x {verdict(cow['upsert_s'] >= GOAL_PEER_UPSERT_SPEEDUP * t_upsert)}"),
+                (f"upsert {SMALL_BATCH:,} rows (median)", f"{t_small:.2f} s", f"{cow_small:.2f} s",
+                 f"{cow_small / t_small:.2f}x", f"{mor_small:.2f} s",
+                 f">= {GOAL_PEER_SMALL_SPEEDUP:g}x {verdict(cow_small >= GOAL_PEER_SMALL_SPEEDUP * t_small)}"),
+                ("bulk insert base", f"{t_bulk:.1f} s", f"{cow['bulk_insert_s']:.1f} s",
+                 f"{cow['bulk_insert_s'] / t_bulk:.2f}x", f"{mor['bulk_insert_s']:.1f} s", "-"),
+                ("snapshot read count+sum (median)", f"{t_read_h:.2f} s", f"{cow['read_s']:.2f} s",
+                 f"{cow['read_s'] / t_read_h:.2f}x", f"{mor['read_s']:.2f} s", "-"),
+            ]
+            heads = ("step", "native", "Apache Hudi CoW", "native speed-up", "Apache Hudi MoR", "goal")
+            widths = [max(len(h), *(len(r[i]) for r in peer_rows_out)) for i, h in enumerate(heads)]
+            fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+            lines.append(fmt.format(*heads))
+            lines.append("  ".join("-" * w for w in widths))
+            lines.extend(fmt.format(*r) for r in peer_rows_out)
+            lines.append(f"Apache Hudi rows after all writes: CoW {cow['rows']}, MoR {mor['rows']} (log files "
+                         f"{mor['log_files']}); expected {expected:,}")
 
         lines.append("")
         lines.append(f"upsert {b:,} rows, engine phases (wall, total {t_upsert:.1f} s):")
@@ -481,6 +533,19 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def apache_hudi(work: str, args: argparse.Namespace) -> dict:
+    """Run benchmarks/hudi_reference_writer.py in the reference environment on ``work``/inputs."""
+    python = ROOT / ".venv-reference" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"{python} missing: run ./bootstrap.sh (or pass --no-apache-hudi)")
+    done = subprocess.run([str(python), str(ROOT / "benchmarks" / "hudi_reference_writer.py"), "--work", work,
+                           "--master", args.master, "--driver-memory", args.driver_memory],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"Apache Hudi's writer failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -491,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keys the 1,000-row upserts update: the newest contiguous block of keys "
                              "(default) or keys spread over the whole table")
     parser.add_argument("--driver-memory", default="4g", help="spark.driver.memory (default 4g)")
+    parser.add_argument("--no-apache-hudi", action="store_true",
+                        help="skip step 5, Apache Hudi's own writer (reference JVM) on the same batches")
     args = parser.parse_args(argv)
     if args.rows < 3 or args.batch < 2:
         parser.error("--rows must be >= 3 and --batch >= 2")
