@@ -77,7 +77,7 @@ def measure(spark, inputs: Path, table: Path, table_type: str) -> dict[str, obje
     out["read_s"] = statistics.median(reads)
     out["rows"] = sorted(c[0] for c in counts)
     out["sum"] = sorted(c[1] for c in counts)
-    out["log_files"] = len(list(table.rglob("*.log.*")))
+    out["log_files"] = sum(1 for f in table.rglob("*.log.*") if ".hoodie" not in f.relative_to(table).parts)
     return out
 
 
