@@ -206,6 +206,59 @@ class Handler:
         df.unpersist()
         return {"values": [{"metrics": v} for v in values]}
 
+    def op_deequ_anomalies(self, req: dict[str, Any]) -> dict[str, Any]:
+        """For each ``[series, start, end]`` of ``req["cases"]``: the indices Deequ's strategy
+        ``req["strategy"]`` (``{"name", "params"}``, Deequ's parameter names) flags in ``[start, end)``."""
+        jvm = self.spark.sparkContext._jvm
+        package = jvm.com.amazon.deequ.anomalydetection
+        params = req["strategy"]["params"]
+
+        def option(value: Any) -> Any:
+            return jvm.scala.Option.apply(None if value is None else float(value))
+
+        name = req["strategy"]["name"]
+        if name == "OnlineNormal":
+            strategy = package.OnlineNormalStrategy(option(params["lowerDeviationFactor"]),
+                                                    option(params["upperDeviationFactor"]),
+                                                    float(params["ignoreStartPercentage"]),
+                                                    bool(params["ignoreAnomalies"]))
+        elif name == "BatchNormal":
+            strategy = package.BatchNormalStrategy(option(params["lowerDeviationFactor"]),
+                                                   option(params["upperDeviationFactor"]),
+                                                   bool(params["includeInterval"]))
+        elif name in ("RelativeRateOfChange", "AbsoluteChange"):
+            strategy = getattr(package, name + "Strategy")(option(params["maxRateDecrease"]),
+                                                           option(params["maxRateIncrease"]), 1)
+        elif name == "SimpleThreshold":
+            strategy = package.SimpleThresholdStrategy(float(params["lowerBound"]), float(params["upperBound"]))
+        else:
+            raise ValueError(f"unknown strategy {name}")
+        converters = jvm.scala.collection.JavaConverters
+        results = []
+        for series, start, end in req["cases"]:
+            values = jvm.java.util.ArrayList()
+            for v in series:
+                values.add(float(decode(v)))
+            vector = converters.asScalaBufferConverter(values).asScala().toVector()
+            found = strategy.detect(vector, jvm.scala.Tuple2(int(start), int(end)))
+            results.append([int(found.apply(i)._1()) for i in range(found.size())])
+        return {"anomalies": results}
+
+    def op_deequ_suggestions(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Deequ's constraint suggestions on the rows, with its DEFAULT rules and UniqueIfApproximatelyUnique:
+        ``[column, constraint code]``. Straight through the JVM: pydeequ 1.4's rule wrappers ask for default
+        arguments Deequ 2.0.7 does not have."""
+        jvm = self.spark.sparkContext._jvm
+        rules = jvm.com.amazon.deequ.suggestions.rules
+        default_rules = getattr(getattr(jvm.com.amazon.deequ.suggestions, "Rules$"), "MODULE$").DEFAULT()
+        df = self.frame(req["schema"], req["rows"])
+        result = (jvm.com.amazon.deequ.suggestions.ConstraintSuggestionRunner().onData(df._jdf)
+                  .addConstraintRules(default_rules).addConstraintRule(rules.UniqueIfApproximatelyUniqueRule())
+                  .run())
+        text = jvm.com.amazon.deequ.suggestions.ConstraintSuggestionResult.getConstraintSuggestionsAsJson(result)
+        found = json.loads(text).get("constraint_suggestions", [])
+        return {"suggestions": [[s["column_name"], s["code_for_constraint"]] for s in found]}
+
     def op_quit(self, _req: dict[str, Any]) -> dict[str, Any]:
         return {"bye": True}
 

@@ -126,6 +126,15 @@ class ReferenceJVM:
         got = self.call("deequ_metrics", schema=schema, rows=rows, analyzers=analyzers)
         return [[decode(m) for m in v["metrics"]] for v in got["values"]]
 
+    def deequ_anomalies(self, strategy: dict[str, Any], cases: list[tuple[list[float], int, int]]) -> list[list[int]]:
+        """Per case ``(series, start, end)``: the indices Deequ's anomaly strategy flags in ``[start, end)``
+        (``strategy``: ``{"name": "OnlineNormal", "params": {Deequ's parameter names}}``)."""
+        return self.call("deequ_anomalies", strategy=strategy, cases=[list(c) for c in cases])["anomalies"]
+
+    def deequ_suggestions(self, schema: str, rows: list[list[Any]]) -> list[tuple[str, str]]:
+        """Deequ's suggested constraints (default rules) on the rows: ``(column, code)`` pairs."""
+        return [tuple(s) for s in self.call("deequ_suggestions", schema=schema, rows=rows)["suggestions"]]
+
     def close(self) -> None:
         """Stop the sidecar."""
         if self.proc.poll() is None:

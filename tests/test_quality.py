@@ -354,12 +354,20 @@ def test_suggestions_pass_on_their_data_and_print_as_yaml(df, tmp_path):
     suite = suggest(df)
     text = suite.to_yaml()
     methods = {next(iter(c)) for c in suite.to_data()["checks"][0]["constraints"]}
-    assert {"isComplete", "hasCompleteness", "isNonNegative", "hasMin", "hasMax", "isContainedIn"} <= methods
-    assert "isContainedIn" in text and "ü" in text
+    assert {"isComplete", "hasCompleteness", "isNonNegative", "hasMin", "hasMax"} <= methods
+    # cat has a, b, ü and a null, three of its four entries seen once: samples, not a category list (as Deequ)
+    assert "isContainedIn" not in methods
     assert verify(df, suite).success
     assert verify(df, load_suite_from_yaml(text, tmp_path)).success
     id_constraints = [c for c in suite.checks[0].constraints if c.params.get("column") == "score"]
     assert any(c.method == "isUnique" for c in id_constraints)
+    # every category twice: now a value set, unicode kept through YAML
+    doubled = df.unionAll(df)
+    suite = suggest(doubled)
+    text = suite.to_yaml()
+    contained = {c.params["column"]: c.params for c in suite.checks[0].constraints if c.method == "isContainedIn"}
+    assert sorted(contained["cat"]["allowed_values"]) == ["a", "b", "ü"]
+    assert "ü" in text and verify(doubled, load_suite_from_yaml(text, tmp_path)).success
 
 
 def test_report_renders_in_headless_chromium(spark, tmp_path):

@@ -3,7 +3,8 @@
 Rules, per column: complete -> ``isComplete``; mostly complete -> ``hasCompleteness`` at a lower
 confidence bound of the observed ratio; numeric with no negative value -> ``isNonNegative``;
 numeric -> ``hasMin``/``hasMax`` at the observed range; a categorical column with few distinct
-values -> ``isContainedIn`` those values; every value distinct -> ``isUnique``. Each suggestion
+values, at most a tenth of them seen once -> ``isContainedIn`` those values; every value distinct and
+no null -> ``isUnique``. Each suggestion
 carries its reason as the constraint's hint. Review them: they describe the sample, not intent.
 """
 
@@ -25,6 +26,15 @@ def _completeness_bound(p: float, n: int) -> float:
     """Lower end of a 95% normal-approximation interval, floored to two decimals."""
     low = p - 1.96 * math.sqrt(max(p * (1 - p), 0.0) / max(n, 1))
     return max(0.0, math.floor(low * 100) / 100)
+
+
+def _few_singletons(top_values: list[dict[str, Any]], rows: int) -> bool:
+    """A value set is only a category list when at most a tenth of its entries (the nulls one entry) occur
+    once: ten values seen once each are ten samples, not ten categories (Deequ's categorical-range rule)."""
+    nulls = rows - sum(t["count"] for t in top_values)
+    entries = len(top_values) + (1 if nulls > 0 else 0)
+    singletons = sum(1 for t in top_values if t["count"] == 1) + (1 if nulls == 1 else 0)
+    return singletons <= 0.1 * entries
 
 
 def suggest(df: DataFrame, name: str = "suggested", level: CheckLevel | str = CheckLevel.Error,
@@ -52,11 +62,11 @@ def suggest(df: DataFrame, name: str = "suggested", level: CheckLevel | str = Ch
             check.hasMax(col_name, f"<= {e['max']!r}", hint="observed maximum")
         distinct = e.get("distinct")
         if (e["kind"] == "categorical" and distinct and distinct <= MAX_CATEGORIES and e.get("top_values")
-                and distinct < rows):
+                and distinct < rows and _few_singletons(e["top_values"], rows)):
             values: list[Any] = sorted(t["value"] for t in e["top_values"])
             if e["type"] == "boolean":
                 values = [v == "true" for v in values]
             check.isContainedIn(col_name, values, hint=f"{distinct} distinct values in the profiled data")
-        if e.get("uniqueness") == 1.0 and completeness == 1.0 and rows > 1:
+        if e.get("uniqueness") == 1.0 and completeness == 1.0:  # one row too, as Deequ
             check.isUnique(col_name, hint="every value distinct in the profiled data")
     return ExpectationSuite([check], name)
