@@ -8,9 +8,10 @@
   ``{"entries": [{...}, ...]}`` -> ``{"vectors": [...]}``: the feature view's serving vectors, its
   transformation functions applied (optional ``"training_dataset_version"``, ``"on_missing"``)
 
-Errors are JSON ``{"error": "..."}``: 400 bad request, 401 without a valid API key, 403 for a key
-not allowed on this feature store, 404 unknown feature group, feature view or key (with
-``on_missing="raise"``), 500 otherwise. NaN and infinities are sent as null. With API keys configured
+Errors are JSON ``{"error": "..."}``: 400 bad request (also a feature view's transformation function
+failing on the input, or not fitted yet), 401 without a valid API key, 403 for a key not allowed on
+this feature store, 404 unknown feature group, feature view or key (with ``on_missing="raise"``),
+500 otherwise. NaN and infinities are sent as null. With API keys configured
 (:mod:`featurestore.server.auth`) every route but ``/health`` needs ``Authorization: Bearer <key>``.
 The server never touches Spark.
 """
@@ -32,6 +33,7 @@ from featurestore.errors import ConfigError, FeatureStoreError
 from featurestore.online.serving import json_value
 from featurestore.online.types import OnlineStoreError
 from featurestore.server.auth import Authenticator, api_keys_from_config, is_loopback
+from featurestore.transformation import TransformationError
 
 if TYPE_CHECKING:
     from featurestore.feature_group import FeatureGroup
@@ -153,6 +155,8 @@ def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> 
         except OnlineStoreError as exc:
             status = 400 if "expects" in str(exc) or "lacks" in str(exc) or "has no feature" in str(exc) else 500
             return JSONResponse({"error": str(exc)}, status_code=status)
+        except TransformationError as exc:  # the view's functions on this input, or a view not yet fitted
+            return JSONResponse({"error": str(exc)}, status_code=400)
         except FeatureStoreError as exc:
             return JSONResponse({"error": str(exc)}, status_code=500)
         return JSONResponse(found)

@@ -164,6 +164,7 @@ class HsfsFeatureViewCalls:
     def _create_from(self, query: Query, description: str, data_format: str, splits: dict[str, Any] | None,
                      seed: int | None, ttl: dt.timedelta | None) -> TrainingDataset:
         view: Any = self  # the FeatureView this is mixed into
+        view._serving_stats = None  # a new latest dataset: serving rereads its statistics
         return create(view._fs, view.dataset_name, None, query=query, label=self.labels, data_format=data_format,
                       splits=splits, seed=seed, description=description, ttl=ttl,
                       feature_view={"name": view.name, "version": view.version},
