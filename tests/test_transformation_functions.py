@@ -278,7 +278,7 @@ def test_clear_errors(store):
                                                   "'standard_scaler'"):
         fs.create_feature_view("bad", query=fg.select(["id", "amount"]),
                                transformation_functions=[min_max_scaler("amount"), standard_scaler("amount")])
-    with pytest.raises(TransformationError, match=r"bind it to a feature: pass min_max_scaler\(\"<feature>\"\)"):
+    with pytest.raises(TransformationError, match=r"is not bound to a feature: pass min_max_scaler\(\"<feature>\"\)"):
         fs.create_feature_view("bad", query=fg.select(["id", "amount"]), transformation_functions=[min_max_scaler])
     with pytest.raises(TransformationError, match="takes 2 feature"):
         plus("amount")

@@ -411,8 +411,11 @@ def _never_reuse_ids(conn: Connection) -> None:
     """
     parents = [metadata.tables[name] for name in DEPENDENTS]
     if conn.dialect.name == "sqlite":
+        # tables of later migrations do not exist yet: they are created with AUTOINCREMENT by their own
+        existing = set(inspect(conn).get_table_names())
         for table in metadata.sorted_tables:  # parents before children
-            if table.dialect_options["sqlite"]["autoincrement"] and not _has_autoincrement(conn, table):
+            if (table.name in existing and table.dialect_options["sqlite"]["autoincrement"]
+                    and not _has_autoincrement(conn, table)):
                 _rebuild_sqlite_table(conn, table)
         for parent in parents:
             floors = [conn.execute(select(func.max(parent.c.id))).scalar() or 0]

@@ -6,7 +6,6 @@ The built-ins belong to every feature store (version 1) and cannot be registered
 
 from __future__ import annotations
 
-import getpass
 from typing import TYPE_CHECKING, Any
 
 from featurestore.names import check_name
@@ -38,17 +37,6 @@ def prepare(ctx: StoreContext, function: Any, version: int | None = None) -> Tra
     _check_version(version, function.name)
     check_name(function.name, "transformation function")
     return function._copy(version=version, store=ctx, features=(), output_names=None)
-
-
-def save(ctx: StoreContext, function: TransformationFunction) -> TransformationFunction:
-    """Register ``function`` (its version, or the next free one); an error if that version exists."""
-    if function.name in BUILTIN_FUNCTIONS:
-        raise TransformationError(f"'{function.name}' is the name of a built-in transformation function")
-    version = function.version or ctx.registry.next_transformation_function_version(ctx.id, function.name)
-    saved = function._copy(version=version, features=(), output_names=None)
-    ctx.registry.create_transformation_function({"feature_store_id": ctx.id, "name": saved.name, "version": version,
-                                                 "definition": saved.to_dict(), "created_by": getpass.getuser()})
-    return saved
 
 
 def get(ctx: StoreContext, name: str, version: int | None = None) -> TransformationFunction:

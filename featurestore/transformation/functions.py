@@ -15,6 +15,7 @@ Loading one executes code from the registry: the registry is as trusted as the c
 from __future__ import annotations
 
 import base64
+import getpass
 import inspect
 import sys
 import textwrap
@@ -193,10 +194,15 @@ class TransformationFunction:
         if self._store is None:
             raise TransformationError(f"transformation function '{self.name}' is not attached to a feature "
                                       "store: make it with fs.create_transformation_function(...)")
-        from featurestore.transformation.catalog import save
-
-        saved = save(self._store, self)
-        self.version = saved.version
+        if self.name in BUILTIN_FUNCTIONS:
+            raise TransformationError(f"'{self.name}' is the name of a built-in transformation function")
+        ctx = self._store
+        version = self.version or ctx.registry.next_transformation_function_version(ctx.id, self.name)
+        saved = self._copy(version=version, features=(), output_names=None)
+        ctx.registry.create_transformation_function({"feature_store_id": ctx.id, "name": self.name,
+                                                     "version": version, "definition": saved.to_dict(),
+                                                     "created_by": getpass.getuser()})
+        self.version = version
         return self
 
     def __eq__(self, other: object) -> bool:
