@@ -17,6 +17,7 @@ from featurestore.online import OnlineStoreError  # noqa: E402
 from featurestore.quality import Check, CheckLevel, ExpectationSuite, ValidationError, ValidationReport  # noqa: E402
 from featurestore.query import Query, QueryError  # noqa: E402
 from featurestore.training import FeatureView, FeatureViewError, TrainingDataset, TrainingDatasetError  # noqa: E402
+from featurestore.transformation import TransformationError, TransformationFunction, udf  # noqa: E402
 
 __all__ = [
     "Check",
@@ -39,10 +40,13 @@ __all__ = [
     "ServiceError",
     "TrainingDataset",
     "TrainingDatasetError",
+    "TransformationError",
+    "TransformationFunction",
     "ValidationError",
     "ValidationReport",
     "WriteResult",
     "connect",
     "load_config",
+    "udf",
     "__version__",
 ]

@@ -32,6 +32,8 @@ from featurestore.training import FeatureView, FeatureViewError, TrainingDataset
 from featurestore.training import create as create_training_dataset
 from featurestore.training.dataset import get_training_dataset
 from featurestore.training.feature_view import create as create_feature_view
+from featurestore.transformation import TransformationFunction
+from featurestore.transformation import catalog as transformation_catalog
 
 JDBC_DRIVER = sources.JDBC_DRIVER
 
@@ -402,13 +404,33 @@ class FeatureStore:
 
     def create_feature_view(self, name: str, version: int | None = None, query: Any = None,
                             features: list[str] | None = None, labels: list[str] | str | None = None,
-                            description: str = "") -> FeatureView:
+                            description: str = "", transformation_functions: Any = None) -> FeatureView:
         """Register a feature view: a named, versioned ``query`` (or ``features`` by name, as
         :meth:`get_features`) plus ``labels`` (columns of the query or of the spines joined to it), from which
         training datasets are cut (``fv.create_training_dataset(spine=...)``) and serving vectors read
-        (``fv.get_feature_vector(entry)``, labels left out)."""
+        (``fv.get_feature_vector(entry)``, labels left out).
+
+        ``transformation_functions``: hsfs's list of functions bound to features
+        (``[min_max_scaler("amount"), label_encoder("category")]``) or its older dict
+        ``{"amount": min_max_scaler}``; fitted on each training dataset and applied to training data,
+        batch data and serving vectors."""
         return create_feature_view(self, name, version, query=query, features=features, labels=labels,
-                                   description=description)
+                                   description=description, transformation_functions=transformation_functions)
+
+    # -- transformation functions ----------------------------------------------------------------
+    def create_transformation_function(self, transformation_function: Any,
+                                       version: int | None = None) -> TransformationFunction:
+        """An unsaved transformation function of this store (hsfs's call): a ``@udf`` function at
+        ``version`` (None: the next free one); ``.save()`` registers it."""
+        return transformation_catalog.prepare(self, transformation_function, version)
+
+    def get_transformation_function(self, name: str, version: int | None = None) -> TransformationFunction:
+        """A registered transformation function version (None = the latest), or a built-in by name."""
+        return transformation_catalog.get(self, name, version)
+
+    def get_transformation_functions(self) -> list[TransformationFunction]:
+        """The built-ins and every registered transformation function version."""
+        return transformation_catalog.list_all(self)
 
     def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
         """A feature view version (None = the latest)."""

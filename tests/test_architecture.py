@@ -19,10 +19,11 @@ LAYERS = {
     "hudi": 1, "offline": 1, "registry": 1, "spark": 1, "devdb": 1, "devcluster": 1, "alerts": 1,
     "provenance": 1,
     "ingestion": 2, "online": 2, "quality": 2, "query": 2, "training": 2, "streaming": 2, "sources": 2,
+    "transformation": 2,
     "feature_group": 3, "feature_store": 3,
     "cli": 4, "server": 4, "jobrunner": 4, "__init__": 4,
 }
-SERVICES = {"ingestion", "online", "quality", "query", "training", "streaming", "sources"}
+SERVICES = {"ingestion", "online", "quality", "query", "training", "streaming", "sources", "transformation"}
 FACADES = {"featurestore.feature_group", "featurestore.feature_store"}
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import MetaData, create_engine, func, insert, inspect, select, text
+from sqlalchemy import MetaData, Table, UniqueConstraint, create_engine, func, insert, inspect, select, text
 
 from featurestore.registry import Registry, RegistryError
 from featurestore.registry import schema as registry_schema
@@ -207,6 +207,55 @@ def test_a_registry_created_before_gets_ids_that_are_never_reused_and_loses_stal
                 reg.add_commit(999, commit_row("c9"))
     finally:
         reg.dispose()
+
+
+def test_migration_9_adds_transformation_functions_to_a_registry_of_version_8(registry_url):
+    # the registry as migrations 1-8 left it: no transformation_functions table, feature views without the column
+    old = MetaData()
+    for table in registry_schema.metadata.sorted_tables:
+        if table.name == "feature_views":
+            Table(table.name, old, *[c._copy() for c in table.columns if c.name != "transformation_functions"],
+                  UniqueConstraint("feature_store_id", "name", "version"), sqlite_autoincrement=True)
+        elif table.name != "transformation_functions":
+            table.to_metadata(old)
+    view = {"feature_store_id": 1, "name": "old_view", "version": 1, "description": "", "query": {},
+            "features": ["id"], "labels": [], "created_at": WHEN, "created_by": "test"}
+    engine = create_engine(registry_url)
+    with engine.begin() as conn:
+        old.create_all(conn)
+        conn.execute(insert(old.tables["registry_schema_version"]),
+                     [{"version": v, "applied_at": WHEN} for v, _d, _f in registry_schema.MIGRATIONS if v <= 8])
+        conn.execute(insert(old.tables["feature_stores"]).values(id=1, name="default", description="",
+                                                                 created_at=WHEN))
+        conn.execute(insert(old.tables["feature_views"]).values(**view))
+    engine.dispose()
+
+    reg = Registry(registry_url)
+    try:
+        assert reg.schema_version() == NEWEST >= 9
+        assert "transformation_functions" in {c["name"] for c in inspect(reg.engine).get_columns("feature_views")}
+        assert reg.find_feature_view(1, "old_view", 1)["transformation_functions"] is None  # a view made before
+        attached = [{"name": "min_max_scaler", "version": 1, "features": ["amount"], "ü": "é"}]
+        made = reg.create_feature_view({**{k: v for k, v in view.items() if k != "created_at"}, "version": 2,
+                                        "transformation_functions": attached})
+        assert reg.find_feature_view(1, "old_view", 2)["transformation_functions"] == attached == \
+            made["transformation_functions"]
+        definition = {"name": "plus", "return_type": "double", "function": "QUJD", "source": "def plus(): ..."}
+        for version in (1, 2):
+            reg.create_transformation_function({"feature_store_id": 1, "name": "plus", "version": version,
+                                                "definition": {**definition, "version": version},
+                                                "created_by": "test"})
+        assert reg.find_transformation_function(1, "plus")["definition"]["version"] == 2  # the latest
+        assert reg.find_transformation_function(1, "plus", 1)["definition"] == {**definition, "version": 1}
+        assert reg.find_transformation_function(1, "plus", 3) is None
+        assert [r["version"] for r in reg.list_transformation_functions(1)] == [1, 2]
+        assert reg.next_transformation_function_version(1, "plus") == 3
+        with pytest.raises(RegistryError, match="transformation function 'plus' version 1 already exists"):
+            reg.create_transformation_function({"feature_store_id": 1, "name": "plus", "version": 1,
+                                                "definition": definition, "created_by": "test"})
+    finally:
+        reg.dispose()
+    assert Registry(registry_url).schema_version() == NEWEST  # applying again changes nothing
 
 
 # -- 2. atomic upserts under concurrency ---------------------------------------------------------

@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="show the resolved configuration (secrets masked)")
     p.set_defaults(handler=_config_show)
 
-    p = sub.add_parser("serve", help="run the HTTP feature server (POST /feature-vectors, GET /health)")
+    p = sub.add_parser("serve", help="run the HTTP feature server (POST /feature-vectors, "
+                                     "POST /feature-views/{name}/{version}/vector, GET /health)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--store", help=STORE_HELP)

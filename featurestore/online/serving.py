@@ -358,10 +358,14 @@ def _missing_table(exc: BaseException) -> bool:
 
 
 def json_value(value: Any) -> Any:
-    """A served value as JSON (datetimes ISO 8601 UTC, decimals as strings, bytes base64)."""
+    """A served value as JSON (datetimes ISO 8601 UTC, decimals as strings, bytes base64; NaN and
+    infinities as null, which JSON cannot hold)."""
     import base64
     import decimal
+    import math
 
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, dt.date):

@@ -251,7 +251,25 @@ feature_views = Table(
     Column("labels", JSON, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("created_by", String(255), nullable=False),
+    # migration 9: the view's transformation functions, bound to features ([TransformationFunction.to_dict()])
+    Column("transformation_functions", JSON),
     UniqueConstraint("feature_store_id", "name", "version", name="uq_feature_view_version"),
+    sqlite_autoincrement=True,
+)
+
+# -- transformation functions (migration 9) -------------------------------------------------------
+# User-defined functions by store, name and version; the fitted statistics of a view's functions live
+# in the options of each training dataset (``options["transformation_statistics"]``).
+transformation_functions = Table(
+    "transformation_functions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feature_store_id", Integer, ForeignKey("feature_stores.id"), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),   # TransformationFunction.to_dict() (the function pickled)
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    UniqueConstraint("feature_store_id", "name", "version", name="uq_transformation_function_version"),
     sqlite_autoincrement=True,
 )
 
@@ -393,8 +411,11 @@ def _never_reuse_ids(conn: Connection) -> None:
     """
     parents = [metadata.tables[name] for name in DEPENDENTS]
     if conn.dialect.name == "sqlite":
+        # tables of later migrations do not exist yet: they are created with AUTOINCREMENT by their own
+        existing = set(inspect(conn).get_table_names())
         for table in metadata.sorted_tables:  # parents before children
-            if table.dialect_options["sqlite"]["autoincrement"] and not _has_autoincrement(conn, table):
+            if (table.name in existing and table.dialect_options["sqlite"]["autoincrement"]
+                    and not _has_autoincrement(conn, table)):
                 _rebuild_sqlite_table(conn, table)
         for parent in parents:
             floors = [conn.execute(select(func.max(parent.c.id))).scalar() or 0]
@@ -405,6 +426,21 @@ def _never_reuse_ids(conn: Connection) -> None:
     for parent in parents:
         for table, column, condition in dependents(parent):
             conn.execute(delete(table).where(column.is_not(None), condition, column.not_in(select(parent.c.id))))
+
+
+def _add_transformation_functions(conn: Connection) -> None:
+    """Migration 9: the ``transformation_functions`` table and the feature views' column of attached
+    functions (null for the views made before: they have none). A fresh database has the column from
+    migration 6."""
+    _create(transformation_functions)(conn)
+    existing = {c["name"] for c in inspect(conn).get_columns(feature_views.name)}
+    column = feature_views.c.transformation_functions
+    if column.name not in existing:
+        dialect = sql_dialect(conn)
+        kind = column.type.compile(dialect=conn.dialect)
+        # constant identifiers and a type of this module, never user input (DDL takes no parameters)
+        conn.execute(text(f"ALTER TABLE {quote_identifier(feature_views.name, dialect)} "  # noqa: S608
+                          f"ADD COLUMN {quote_identifier(column.name, dialect)} {kind} NULL"))
 
 
 # (version, description, function): append only; never edit an applied migration.
@@ -418,4 +454,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "feature views", _create(feature_views)),
     (7, "offline table format and engine of feature groups", _add_offline_format_columns),
     (8, "ids never reused (SQLite AUTOINCREMENT); rows of deleted records removed", _never_reuse_ids),
+    (9, "transformation functions; feature views' attached transformation functions",
+     _add_transformation_functions),
 ]

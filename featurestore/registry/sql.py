@@ -539,6 +539,24 @@ class Registry:
         """Remove a feature view record with its tags."""
         self._delete_versioned(registry_schema.feature_views, fv_id)
 
+    # -- transformation functions ----------------------------------------------------------------
+    def create_transformation_function(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Insert a transformation function version; a duplicate (store, name, version) is an error."""
+        return self._create_versioned(registry_schema.transformation_functions, "transformation function", record)
+
+    def find_transformation_function(self, fs_id: int, name: str, version: int | None = None
+                                     ) -> dict[str, Any] | None:
+        """A transformation function version (None = the latest), or None."""
+        return self._find_versioned(registry_schema.transformation_functions, fs_id, name, version)
+
+    def list_transformation_functions(self, fs_id: int, name: str | None = None) -> list[dict[str, Any]]:
+        """Every transformation function version of a store (of one name if given), by name then version."""
+        return self._list_versioned(registry_schema.transformation_functions, fs_id, name)
+
+    def next_transformation_function_version(self, fs_id: int, name: str) -> int:
+        """The next free version number of a transformation function name."""
+        return self._next_version(registry_schema.transformation_functions, fs_id, name)
+
     # -- code provenance -------------------------------------------------------------------------
     def add_provenance(self, record: dict[str, Any], content: bytes | None) -> int:
         """Store a provenance row; the code content is stored once per SHA-256 (an atomic

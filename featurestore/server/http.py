@@ -4,11 +4,16 @@
 * ``POST /feature-vectors`` with ``{"feature_group": "name", "version": 1, "entries": [{...}],
   "features": [...], "on_missing": "none"}`` or ``{"feature_groups": [{"name", "version",
   "features"}, ...], "entries": [...]}`` -> ``{"vectors": [{...}, ...]}``
+* ``POST /feature-views/{name}/{version}/vector`` with ``{"entry": {...}}`` -> ``{"vector": {...}}`` or
+  ``{"entries": [{...}, ...]}`` -> ``{"vectors": [...]}``: the feature view's serving vectors, its
+  transformation functions applied (optional ``"training_dataset_version"``, ``"on_missing"``)
 
-Errors are JSON ``{"error": "..."}``: 400 bad request, 401 without a valid API key, 403 for a key
-not allowed on this feature store, 404 unknown feature group or key (with ``on_missing="raise"``),
-500 otherwise. With API keys configured (:mod:`featurestore.server.auth`) every route but
-``/health`` needs ``Authorization: Bearer <key>``. The server never touches Spark.
+Errors are JSON ``{"error": "..."}``: 400 bad request (also a feature view's transformation function
+failing on the input, or not fitted yet), 401 without a valid API key, 403 for a key not allowed on
+this feature store, 404 unknown feature group, feature view or key (with ``on_missing="raise"``),
+500 otherwise. NaN and infinities are sent as null. With API keys configured
+(:mod:`featurestore.server.auth`) every route but ``/health`` needs ``Authorization: Bearer <key>``.
+The server never touches Spark.
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from featurestore.errors import ConfigError, FeatureStoreError
 from featurestore.online.serving import json_value
 from featurestore.online.types import OnlineStoreError
 from featurestore.server.auth import Authenticator, api_keys_from_config, is_loopback
+from featurestore.transformation import TransformationError
 
 if TYPE_CHECKING:
     from featurestore.feature_group import FeatureGroup
     from featurestore.feature_store import FeatureStore
+    from featurestore.training import FeatureView
 
 LATEST_TTL = 30.0  # seconds a "latest version" resolution is cached
 
@@ -49,6 +56,7 @@ def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> 
     (default: those of ``fs``'s configuration)."""
     auth = authenticator if authenticator is not None else Authenticator(api_keys_from_config(fs.config))
     groups: dict[tuple[str, int | None], tuple[float, FeatureGroup]] = {}
+    views: dict[tuple[str, int, int | None], tuple[float, FeatureView]] = {}
     lock = threading.Lock()
 
     def feature_group(name: Any, version: Any) -> FeatureGroup:
@@ -92,7 +100,44 @@ def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> 
         except KeyError as exc:
             raise NotFound(exc.args[0]) from None
 
-    async def vectors(request: Request) -> JSONResponse:
+    def feature_view(name: str, version_text: str, dataset_version: Any) -> FeatureView:
+        if not version_text.isdigit() or (dataset_version is not None and (
+                not isinstance(dataset_version, int) or isinstance(dataset_version, bool))):
+            raise BadRequest("the feature view's version (in the path) and 'training_dataset_version' must be "
+                             "integers")
+        key = (name, int(version_text), dataset_version)
+        with lock:
+            hit = views.get(key)
+        # a view serving the latest training dataset is looked up again now and then: a new dataset shows
+        if hit and (dataset_version is not None or time.monotonic() - hit[0] < LATEST_TTL):
+            return hit[1]
+        try:
+            fv = fs.get_feature_view(name, int(version_text))
+            fv.init_serving(training_dataset_version=dataset_version)
+        except FeatureStoreError as exc:
+            if "not found" in str(exc):
+                raise NotFound(str(exc)) from None
+            raise
+        with lock:
+            views[key] = (time.monotonic(), fv)
+        return fv
+
+    def view_lookup(name: str, version: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict) or ("entry" in body) == ("entries" in body):
+            raise BadRequest("the body must be a JSON object with 'entry' (one key) or 'entries' (a list)")
+        one = "entry" in body
+        entries = [body["entry"]] if one else body["entries"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise BadRequest("'entry' must be an object (and 'entries' a list of objects) holding primary-key values")
+        fv = feature_view(name, version, body.get("training_dataset_version"))
+        try:
+            found = fv.get_feature_vectors(entries, as_dict=True, on_missing=body.get("on_missing", "none"))
+        except KeyError as exc:
+            raise NotFound(exc.args[0]) from None
+        found = [json_value(v) for v in found]
+        return {"vector": found[0]} if one else {"vectors": found}
+
+    async def respond(request: Request, work: Any, *args: Any) -> JSONResponse:
         decision = auth.check(request.headers.get("authorization"), fs.name)
         if decision.status != 200:
             headers = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else None
@@ -102,7 +147,7 @@ def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> 
         except (ValueError, UnicodeDecodeError) as exc:
             return JSONResponse({"error": f"the body is not JSON: {exc}"}, status_code=400)
         try:
-            found = await run_in_threadpool(lookup, body)
+            found = await run_in_threadpool(work, *args, body)
         except BadRequest as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except NotFound as exc:
@@ -110,9 +155,17 @@ def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> 
         except OnlineStoreError as exc:
             status = 400 if "expects" in str(exc) or "lacks" in str(exc) or "has no feature" in str(exc) else 500
             return JSONResponse({"error": str(exc)}, status_code=status)
+        except TransformationError as exc:  # the view's functions on this input, or a view not yet fitted
+            return JSONResponse({"error": str(exc)}, status_code=400)
         except FeatureStoreError as exc:
             return JSONResponse({"error": str(exc)}, status_code=500)
-        return JSONResponse({"vectors": [json_value(v) for v in found]})
+        return JSONResponse(found)
+
+    async def vectors(request: Request) -> JSONResponse:
+        return await respond(request, lambda body: {"vectors": [json_value(v) for v in lookup(body)]})
+
+    async def view_vectors(request: Request) -> JSONResponse:
+        return await respond(request, view_lookup, request.path_params["name"], request.path_params["version"])
 
     async def health(_request: Request) -> JSONResponse:
         def ping() -> None:
@@ -127,12 +180,14 @@ def create_app(fs: FeatureStore, authenticator: Authenticator | None = None) -> 
         return JSONResponse({"status": "ok", "feature_store": fs.name})
 
     async def not_found(_request: Request, _exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "not found: use POST /feature-vectors or GET /health"}, status_code=404)
+        return JSONResponse({"error": "not found: use POST /feature-vectors, POST "
+                                      "/feature-views/{name}/{version}/vector or GET /health"}, status_code=404)
 
     async def method_not_allowed(_request: Request, _exc: Exception) -> JSONResponse:
         return JSONResponse({"error": "method not allowed"}, status_code=405)
 
     return Starlette(routes=[Route("/feature-vectors", vectors, methods=["POST"]),
+                             Route("/feature-views/{name}/{version}/vector", view_vectors, methods=["POST"]),
                              Route("/health", health, methods=["GET"])],
                      exception_handlers={404: not_found, 405: method_not_allowed})
 

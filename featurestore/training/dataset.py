@@ -24,11 +24,14 @@ from featurestore.query.planner import as_queries, point_in_time, resolve_commit
 from featurestore.query.query import Query, QueryError
 from featurestore.training import formats
 from featurestore.training import splits as split_rules
+from featurestore.transformation.apply import fit as fit_transformations
+from featurestore.transformation.functions import from_definitions
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from featurestore.model.protocols import StoreContext
+    from featurestore.transformation.functions import TransformationFunction
 
 SPLIT_COL = "__td_split"
 
@@ -129,6 +132,11 @@ class TrainingDataset:
         return self._record["options"].get("feature_view")
 
     @property
+    def transformation_statistics(self) -> dict[str, Any]:
+        """The fitted statistics of the feature view's transformation functions (``{}`` without any)."""
+        return dict(self._record["options"].get("transformation_statistics") or {})
+
+    @property
     def spine(self) -> dict[str, Any] | None:
         """The spine definition (``kind`` stored or query, ``event_time``), or None."""
         return self._record["spine"]
@@ -173,7 +181,14 @@ class TrainingDataset:
                       data_format=self.data_format, splits=split_arg, seed=seed,
                       description=self.description if description is None else description, ttl=ttl,
                       as_known_at_spine_time=bool(options.get("as_known_at_spine_time")),
-                      recreated_from=self.version, feature_view=options.get("feature_view"))
+                      recreated_from=self.version, feature_view=options.get("feature_view"),
+                      transformation_functions=self._view_transformations())
+
+    def _view_transformations(self) -> list[TransformationFunction]:
+        """The transformation functions of the feature view this dataset was cut from (refitted on recreate)."""
+        view = self.feature_view
+        record = self._fs.registry.find_feature_view(self._fs.id, view["name"], view["version"]) if view else None
+        return from_definitions(record.get("transformation_functions")) if record else []
 
     def get_serving_vector(self, entry: dict[str, Any]) -> list[Any]:
         """The dataset's features for one key (``{"user_id": 7}``) from the online store, in feature order."""
@@ -212,8 +227,13 @@ def create(fs: StoreContext, name: str, version: int | None = None, *, query: Qu
            spine_event_time: str | None = None, label: list[str] | str | None = None, data_format: str = "parquet",
            splits: dict[str, Any] | None = None, seed: int | None = None, description: str = "",
            ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
-           recreated_from: int | None = None, feature_view: dict[str, Any] | None = None) -> TrainingDataset:
-    """Materialize a training dataset version (see ``FeatureStore.create_training_dataset``)."""
+           recreated_from: int | None = None, feature_view: dict[str, Any] | None = None,
+           transformation_functions: list[TransformationFunction] | None = None) -> TrainingDataset:
+    """Materialize a training dataset version (see ``FeatureStore.create_training_dataset``).
+
+    ``transformation_functions`` (a feature view's) are fitted on the written rows (the ``train`` split
+    when there are splits) and their statistics stored with the dataset; the files hold the rows
+    untransformed."""
     check_name(name, "training dataset")
     prov = provenance.capture()
     if (query is None) == (features is None):
@@ -274,6 +294,7 @@ def create(fs: StoreContext, name: str, version: int | None = None, *, query: Qu
                 part = persisted.where(F.col(SPLIT_COL) == split_name).drop(SPLIT_COL)
                 formats.write(part, os.path.join(staging, split_name), data_format)
                 row_counts[split_name] = int(counts.get(split_name, 0))
+        fitted = _fit(fs, staging, data_format, data.schema, split_def, transformation_functions or [])
         os.rename(staging, location)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -289,7 +310,7 @@ def create(fs: StoreContext, name: str, version: int | None = None, *, query: Qu
         "row_counts": row_counts, "created_by": getpass.getuser(),
         "options": {"ttl_us": ttl // dt.timedelta(microseconds=1) if ttl is not None else None,
                     "as_known_at_spine_time": bool(as_known_at_spine_time), "recreated_from": recreated_from,
-                    "feature_view": feature_view},
+                    "feature_view": feature_view, "transformation_statistics": fitted},
     }
     try:
         td = TrainingDataset(fs, fs.registry.create_training_dataset(record))
@@ -301,6 +322,18 @@ def create(fs: StoreContext, name: str, version: int | None = None, *, query: Qu
     except Exception as exc:  # noqa: BLE001 - the dataset stands; provenance is best effort after it
         log.warning("provenance of training dataset %s v%s was not stored: %s", name, td.version, exc)
     return td
+
+
+def _fit(fs: StoreContext, staging: str, data_format: str, schema: T.StructType, split_def: dict[str, Any] | None,
+         tfs: list[TransformationFunction]) -> dict[str, Any]:
+    """The statistics of the functions, from the rows as written (what every later read sees): the
+    ``train`` split if there is one, else the first split, else all rows."""
+    if not any(tf.needs_statistics for tf in tfs):
+        return {}
+    names = list((split_def["fractions"] if split_def["type"] == "random" else split_def["ranges"])
+                 if split_def else [])
+    folder = ("train" if "train" in names else names[0]) if names else "data"
+    return fit_transformations(formats.read(fs.spark, os.path.join(staging, folder), data_format, schema), tfs)
 
 
 def splits_def(value: dict[str, Any] | None, seed: int | None, time_column: str | None) -> dict[str, Any] | None:

@@ -23,9 +23,12 @@ from featurestore.query.query import Query
 from featurestore.training.dataset import TrainingDataset, get_training_dataset
 from featurestore.training.dataset import create as create_dataset
 from featurestore.training.feature_view_hsfs import HsfsFeatureViewCalls, _check_type, _frame_out
+from featurestore.transformation import apply as transforms
+from featurestore.transformation.functions import TransformationError, bind_all, from_definitions
 
 if TYPE_CHECKING:
     from featurestore.model.protocols import StoreContext
+    from featurestore.transformation.functions import TransformationFunction
 
 
 class FeatureViewError(FeatureStoreError, ValueError):
@@ -43,6 +46,10 @@ class FeatureView(HsfsFeatureViewCalls):
         self._fs = fs
         self._record = record
         self._targets: list[tuple[Any, list[str], dict[str, str]]] | None = None  # serving lookups, built once
+        self._tfs: list[TransformationFunction] | None = None
+        self._serving_version: int | None = None  # init_serving's training dataset version (None: the latest)
+        self._batch_version: int | None = None  # init_batch_scoring's
+        self._serving_stats: dict[str, Any] | None = None  # the serving statistics, read once
 
     # -- description -------------------------------------------------------------------------
     @property
@@ -80,17 +87,58 @@ class FeatureView(HsfsFeatureViewCalls):
         """Output feature names in order, labels excluded: the order of serving vectors."""
         return [f for f in self._record["features"] if f not in self.labels]
 
+    @property
+    def transformation_functions(self) -> list[TransformationFunction]:
+        """The view's transformation functions, each bound to the feature(s) it reads."""
+        if self._tfs is None:
+            self._tfs = from_definitions(self._record.get("transformation_functions"))
+        return list(self._tfs)
+
+    # -- transformations ---------------------------------------------------------------------
+    def _statistics(self, version: int | None) -> dict[str, Any]:
+        """The fitted statistics of training dataset ``version`` (None: the latest of this view)."""
+        tfs = self.transformation_functions
+        if not any(tf.needs_statistics for tf in tfs):
+            return {}
+        record = self._fs.registry.find_training_dataset(self._fs.id, self.dataset_name, version)
+        if record is None:
+            fitted = ", ".join(f"{tf.name}({tf.features[0]!r})" for tf in tfs if tf.needs_statistics)
+            which = f"version {version}" if version is not None else "yet"
+            raise TransformationError(f"feature view '{self.name}' v{self.version} has no training dataset {which}: "
+                                      f"its transformation functions {fitted} are fitted on one; create it "
+                                      "first (fv.create_training_data() or a split)")
+        return dict(record["options"].get("transformation_statistics") or {})
+
+    def _fit_apply(self, df: DataFrame) -> DataFrame:
+        """``df`` transformed with statistics fitted on ``df`` itself (training rows in memory)."""
+        tfs = self.transformation_functions
+        return transforms.apply_frame(df, tfs, transforms.fit(df, tfs)) if tfs else df
+
+    def _apply(self, df: DataFrame, version: int | None) -> DataFrame:
+        """``df`` transformed with the statistics of training dataset ``version`` (None: the latest)."""
+        tfs = self.transformation_functions
+        return transforms.apply_frame(df, tfs, self._statistics(version)) if tfs else df
+
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, version={self.version}, features={self.features}, labels={self.labels})"
 
     # -- offline -----------------------------------------------------------------------------
     def get_batch_data(self, start_time: Any = None, end_time: Any = None, ttl: dt.timedelta | None = None,
-                       dataframe_type: str = "default", **_read_options: Any) -> Any:
+                       dataframe_type: str = "default", transformed: bool = True, **_read_options: Any) -> Any:
         """The query's rows as of now (labels included when the query holds them); joins of event-timed
         feature groups are point-in-time on the left feature group's event time (``ttl`` as in
-        ``Query.read``). ``start_time``/``end_time`` keep the left rows with event time in [start, end)."""
+        ``Query.read``). ``start_time``/``end_time`` keep the left rows with event time in [start, end).
+        The transformation functions are applied (unless ``transformed=False``) with the statistics of
+        the training dataset of :meth:`init_batch_scoring` (default: the latest)."""
         _check_type(dataframe_type)
-        return _frame_out(self._time_query(start_time, end_time).read(ttl=ttl), dataframe_type)
+        df = self._time_query(start_time, end_time).read(ttl=ttl)
+        return _frame_out(self._apply(df, self._batch_version) if transformed else df, dataframe_type)
+
+    def init_batch_scoring(self, training_dataset_version: int | None = None) -> None:
+        """Use the statistics of this training dataset version for :meth:`get_batch_data` (hsfs's call)."""
+        if training_dataset_version is not None:
+            self.get_training_dataset(training_dataset_version)
+        self._batch_version = training_dataset_version
 
     def get_training_data(self, spine: DataFrame | int | None = None, spine_event_time: str = "ts",
                           ttl: dt.timedelta | None = None, as_known_at_spine_time: bool = False,
@@ -104,10 +152,11 @@ class FeatureView(HsfsFeatureViewCalls):
         if training_dataset_version is not None or (isinstance(spine, int) and not isinstance(spine, bool)):
             version = training_dataset_version if training_dataset_version is not None else spine
             _check_type(dataframe_type)
-            return self._x_y(self.get_training_dataset(version).read(), dataframe_type)
+            return self._x_y(self._apply(self.get_training_dataset(version).read(), version), dataframe_type)
         if spine is None:
-            return self.get_batch_data(ttl=ttl)
-        return point_in_time(self._fs, spine, [self.query], spine_event_time, ttl, as_known_at_spine_time)[0]
+            return self._fit_apply(self.query.read(ttl=ttl))
+        return self._fit_apply(point_in_time(self._fs, spine, [self.query], spine_event_time, ttl,
+                                             as_known_at_spine_time)[0])
 
     def create_training_dataset(self, spine: DataFrame | Query | None = None, spine_event_time: str | None = None,
                                 data_format: str = "parquet", splits: dict[str, Any] | None = None,
@@ -115,11 +164,14 @@ class FeatureView(HsfsFeatureViewCalls):
                                 as_known_at_spine_time: bool = False, version: int | None = None,
                                 ) -> TrainingDataset:
         """Materialize a training dataset of this view, named ``<view>_v<version>`` and numbered per view
-        (see ``FeatureStore.create_training_dataset`` for the options); the dataset records the view."""
+        (see ``FeatureStore.create_training_dataset`` for the options); the dataset records the view and the
+        fitted statistics of its transformation functions."""
+        self._serving_stats = None  # a new latest dataset: serving rereads its statistics
         return create_dataset(self._fs, self.dataset_name, version, query=self.query, spine=spine,
                       spine_event_time=spine_event_time, label=self.labels, data_format=data_format, splits=splits,
                       seed=seed, description=description, ttl=ttl, as_known_at_spine_time=as_known_at_spine_time,
-                      feature_view={"name": self.name, "version": self.version})
+                      feature_view={"name": self.name, "version": self.version},
+                      transformation_functions=self.transformation_functions)
 
     @property
     def dataset_name(self) -> str:
@@ -138,9 +190,12 @@ class FeatureView(HsfsFeatureViewCalls):
     # -- online ------------------------------------------------------------------------------
     def init_serving(self, training_dataset_version: int | None = None, **_options: Any) -> None:
         """Prepare serving (hsfs's call): builds the view's online lookups once; the training dataset
-        version is checked to exist (its features are the view's)."""
+        version is checked to exist (its features are the view's); the transformation functions use its
+        statistics (default: the latest training dataset's)."""
         if training_dataset_version is not None:
             self.get_training_dataset(training_dataset_version)
+        self._serving_version = training_dataset_version
+        self._serving_stats = None
         self._serving_targets()
 
     def get_feature_vector(self, entry: dict[str, Any], as_dict: bool = False,
@@ -156,18 +211,29 @@ class FeatureView(HsfsFeatureViewCalls):
         the view; ``return_type`` as for :meth:`get_feature_vector`."""
         return self._vectors_as(entry, as_dict, on_missing, return_type, one=False)
 
+    def serving_features(self) -> list[str]:
+        """The names of a serving vector's values in order: :attr:`features` after the transformation
+        functions (a one-hot encoded feature becomes one name per category)."""
+        return transforms.output_columns(self.features, self.transformation_functions, self._serving_statistics())
+
+    def _serving_statistics(self) -> dict[str, Any]:
+        if self._serving_stats is None:
+            self._serving_stats = self._statistics(self._serving_version)
+        return self._serving_stats
+
     def _vectors_as(self, entries: list[dict[str, Any]], as_dict: bool, on_missing: str, return_type: str,
                     one: bool) -> Any:
         if return_type not in ("list", "dict", "pandas"):
             raise FeatureViewError(f"unknown return_type {return_type!r}; use list, dict or pandas")
         dicts = self._vectors(entries, True, on_missing)
+        names = self.serving_features()
         if return_type == "pandas":
             import pandas as pd
 
-            return pd.DataFrame(dicts, columns=self.features)
+            return pd.DataFrame(dicts, columns=names)
         if as_dict or return_type == "dict":
             return dicts[0] if one else dicts
-        lists = [[v[f] for f in self.features] for v in dicts]
+        lists = [[v[f] for f in names] for v in dicts]
         return lists[0] if one else lists
 
     def _serving_targets(self) -> list[Any]:
@@ -180,16 +246,18 @@ class FeatureView(HsfsFeatureViewCalls):
 
     def _vectors(self, entries: list[dict[str, Any]], as_dict: bool,
                  on_missing: str) -> list[list[Any]] | list[dict[str, Any]]:
-        """Feature vectors of many keys: one batched lookup per feature group of the view."""
+        """Feature vectors of many keys (one batched lookup per feature group of the view), transformed."""
         vectors = self._fs.online_server.vectors(normalize_target(self._serving_targets()), entries, on_missing)
         features = self.features
         missing = [f for f in features if vectors and f not in vectors[0]]
         if missing:
             raise FeatureViewError(f"the online store returned no value for feature(s) "
                                    f"{', '.join(map(repr, missing))} of feature view '{self.name}'")
+        out = transforms.apply_vectors(vectors, features, self.transformation_functions,
+                                       self._serving_statistics() if self.transformation_functions else None)
         if as_dict:
-            return [{f: v[f] for f in features} for v in vectors]
-        return [[v[f] for f in features] for v in vectors]
+            return out
+        return [list(v.values()) for v in out]
 
     def delete(self) -> None:
         """Remove the view from the registry (its training datasets stay: they are self-contained)."""
@@ -198,7 +266,7 @@ class FeatureView(HsfsFeatureViewCalls):
 
 def create(fs: StoreContext, name: str, version: int | None = None, *, query: Query | None = None,
            features: list[str] | None = None, labels: list[str] | str | None = None,
-           description: str = "") -> FeatureView:
+           description: str = "", transformation_functions: Any = None) -> FeatureView:
     """Register a feature view version (see ``FeatureStore.create_feature_view``)."""
     check_name(name, "feature view")
     if (query is None) == (features is None):
@@ -216,8 +284,11 @@ def create(fs: StoreContext, name: str, version: int | None = None, *, query: Qu
     outputs = query.features
     if not [f for f in outputs if f not in label_list]:
         raise FeatureViewError(f"feature view '{name}': every column of the query is a label; select features")
+    tfs = bind_all(transformation_functions, f"feature view '{name}'")
+    transforms.check(tfs, outputs, f"feature view '{name}'")
     version = version or fs.registry.next_feature_view_version(fs.id, name)
     check_name(f"{name}_v{version}", f"feature view '{name}' v{version}: its training datasets' (<view>_v<version>)")
     record = {"feature_store_id": fs.id, "name": name, "version": version, "description": description,
-              "query": query.to_dict(), "features": outputs, "labels": label_list, "created_by": getpass.getuser()}
+              "query": query.to_dict(), "features": outputs, "labels": label_list, "created_by": getpass.getuser(),
+              "transformation_functions": [tf.to_dict() for tf in tfs]}
     return FeatureView(fs, fs.registry.create_feature_view(record))

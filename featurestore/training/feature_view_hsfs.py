@@ -18,10 +18,12 @@ from featurestore.errors import FeatureStoreError
 from featurestore.names import spark_column
 from featurestore.training import splits as split_rules
 from featurestore.training.dataset import create
+from featurestore.transformation import apply as transforms
 
 if TYPE_CHECKING:
     from featurestore.query.query import Query
     from featurestore.training.dataset import TrainingDataset
+    from featurestore.transformation.functions import TransformationFunction
 
 
 DATAFRAME_TYPES = ("default", "spark", "pandas")
@@ -48,7 +50,8 @@ class HsfsFeatureViewCalls:
     """hsfs's feature-view calls; mixed into :class:`~featurestore.training.feature_view.FeatureView`."""
 
     # provided by FeatureView: query, features, labels, name, version, _fs, create_training_dataset,
-    # get_training_dataset
+    # get_training_dataset, transformation_functions, _fit_apply, _apply
+    transformation_functions: list[TransformationFunction]
 
     # -- rows in memory (not materialized) -----------------------------------------------------
     def _time_query(self, start_time: Any, end_time: Any) -> Query:
@@ -81,9 +84,11 @@ class HsfsFeatureViewCalls:
                       dataframe_type: str = "default", ttl: dt.timedelta | None = None) -> tuple[Any, Any]:
         """``(X, y)``: the view's point-in-time rows (in [start_time, end_time) of the left event time),
         features and labels apart (``y`` is None without labels). Spark frames keep no row order between
-        ``X`` and ``y``: ask ``dataframe_type="pandas"`` for aligned rows."""
+        ``X`` and ``y``: ask ``dataframe_type="pandas"`` for aligned rows. Transformation functions are
+        fitted on these rows and applied."""
         _check_type(dataframe_type)
-        return self._x_y(self._time_query(start_time, end_time).read(ttl=ttl), dataframe_type)
+        view: Any = self  # the FeatureView this is mixed into
+        return self._x_y(view._fit_apply(self._time_query(start_time, end_time).read(ttl=ttl)), dataframe_type)
 
     def _split_rows(self, names: list[str], sizes: list[float | None], times: list[tuple[Any, Any]],
                     seed: int | None, dataframe_type: str, ttl: dt.timedelta | None) -> tuple[Any, ...]:
@@ -91,8 +96,12 @@ class HsfsFeatureViewCalls:
         df = self.query.read(ttl=ttl)
         definition = self._split_definition(names, sizes, times, seed, df)
         marked = df.withColumn("__split", split_rules.split_column(df, definition))
-        parts = [self._x_y(marked.where(F.col("__split") == name).drop("__split"), dataframe_type)
-                 for name in names]
+        frames = [marked.where(F.col("__split") == name).drop("__split") for name in names]
+        tfs = self.transformation_functions
+        if tfs:  # fitted on the train split, as a materialized split is
+            fitted = transforms.fit(frames[0], tfs)
+            frames = [transforms.apply_frame(f, tfs, fitted) for f in frames]
+        parts = [self._x_y(f, dataframe_type) for f in frames]
         return tuple(x for x, _ in parts) + tuple(y for _, y in parts)
 
     def _split_definition(self, names: list[str], sizes: list[float | None], times: list[tuple[Any, Any]],
@@ -155,9 +164,11 @@ class HsfsFeatureViewCalls:
     def _create_from(self, query: Query, description: str, data_format: str, splits: dict[str, Any] | None,
                      seed: int | None, ttl: dt.timedelta | None) -> TrainingDataset:
         view: Any = self  # the FeatureView this is mixed into
+        view._serving_stats = None  # a new latest dataset: serving rereads its statistics
         return create(view._fs, view.dataset_name, None, query=query, label=self.labels, data_format=data_format,
                       splits=splits, seed=seed, description=description, ttl=ttl,
-                      feature_view={"name": view.name, "version": view.version})
+                      feature_view={"name": view.name, "version": view.version},
+                      transformation_functions=self.transformation_functions)
 
     def _create_split(self, names: list[str], sizes: list[float | None], times: list[tuple[Any, Any]],
                       description: str, data_format: str, seed: int | None,
@@ -201,7 +212,8 @@ class HsfsFeatureViewCalls:
         if missing:
             raise FeatureViewSurfaceError(f"training dataset '{td.name}' version {version} has no split(s) "
                                           f"{', '.join(missing)} (splits: {', '.join(td.split_names) or 'none'})")
-        parts = [self._x_y(td.read(n), dataframe_type) for n in names]
+        view: Any = self
+        parts = [self._x_y(view._apply(td.read(n), version), dataframe_type) for n in names]
         return tuple(x for x, _ in parts) + tuple(y for _, y in parts)
 
     def get_train_test_split(self, training_dataset_version: int, dataframe_type: str = "default",
