@@ -45,11 +45,12 @@ def killed_batch(spark):
 
 
 def data_files(folder: str) -> set[str]:
-    """Data files under ``folder`` outside the Delta log (relative paths)."""
+    """Parquet files under ``folder`` outside the Delta log (relative paths; change-feed files included,
+    checksum files not)."""
     found = set()
     for dirpath, dirnames, names in os.walk(folder):
         dirnames[:] = [d for d in dirnames if d != "_delta_log"]
-        found.update(os.path.relpath(os.path.join(dirpath, n), folder) for n in names if ".parquet" in n)
+        found.update(os.path.relpath(os.path.join(dirpath, n), folder) for n in names if n.endswith(".parquet"))
     return found
 
 

@@ -120,14 +120,15 @@ def test_quickstart_with_format_delta_end_to_end(spark, tmp_path, capsys):
         # maintenance: OPTIMIZE compacts the three commits' files into one (a version that is no commit),
         # VACUUM keeping one commit readable removes the files only older versions need
         third = {c: ((START + dt.timedelta(days=19), 1.0, 1) if c % 2 == 0 else second[c]) for c in range(CUSTOMERS)}
-        assert len(deltalake.DeltaTable(act.location).files()) > 1
+        files_before = len(deltalake.DeltaTable(act.location).file_uris())
         maintenance = load_job("maintenance")
         config = str(warehouse / "featurestore.yaml")
         assert maintenance.main(["--all", "--retain-commits", "1", "--optimize", "--config", config]) == 0
         removed = int(capsys.readouterr().out.strip().splitlines()[-1])
         assert removed > 0
-        assert len(deltalake.DeltaTable(act.location).files()) == 1
-        assert deltalake.DeltaTable(act.location).history(1)[0]["operation"] in ("OPTIMIZE", "VACUUM END")
+        assert len(deltalake.DeltaTable(act.location).file_uris()) == 1
+        operations = [h["operation"] for h in deltalake.DeltaTable(act.location).history()]
+        assert ("OPTIMIZE" in operations) == (files_before > 1), (files_before, operations)
         assert sorted(act.commit_details()) == [f"{n:020d}" for n in range(3)]
         assert delta_rs(act.location) == third
         assert {r["customer_id"]: (r["ts"], r["spend_7d"], r["orders_7d"]) for r in act.read().collect()} == third
