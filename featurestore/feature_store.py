@@ -371,7 +371,7 @@ class FeatureStore:
         keys: each joins the spine on its own). For each feature group, the latest row
         whose event time is <= the spine time (and newer than ``ttl``, a ``datetime.timedelta``) joins on
         the feature group's primary key minus its event time; no match gives nulls. With
-        ``as_known_at_spine_time`` a row version also needs its Hudi commit time <= the spine time.
+        ``as_known_at_spine_time`` a row version also needs its commit time <= the spine time.
         """
         queries = as_queries(self, features_or_query)
         return point_in_time(self, spine, queries, spine_event_time, ttl, as_known_at_spine_time)[0]

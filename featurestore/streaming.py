@@ -9,7 +9,8 @@ across restarts from that checkpoint however its location is spelled (a path, a 
 URI, a symlink), and new when the checkpoint is deleted or reset. Spark replays the last micro-batch
 after a crash between our commit and its own checkpoint commit; a batch id at or below the newest one
 already committed for this stream is skipped, so no batch is committed twice (exactly once), and a new
-checkpoint starts a new stream whose batches are all written.
+checkpoint starts a new stream whose batches are all written. On Delta Lake the table enforces the same
+itself: the stream id and batch id are the commit's ``txnAppId`` and ``txnVersion``.
 
 A batch rejected under STRICT raises :class:`ValidationError` inside the query, which stops it;
 ``query.exception()`` carries the report. Under ALWAYS the batch is written and the query goes on.
@@ -28,11 +29,9 @@ from pyspark.sql.streaming import StreamingQuery
 from featurestore import ingestion, offline
 from featurestore.errors import FeatureGroupError
 from featurestore.model.protocols import StoreContext
-from featurestore.model.records import FeatureGroupRecord
+from featurestore.model.records import BATCH_ID_KEY, STREAM_ID_KEY, FeatureGroupRecord
 
 log = logging.getLogger(__name__)
-STREAM_ID_KEY = "stream.id"
-BATCH_ID_KEY = "stream.batch_id"
 CHECKPOINT_KEY = "stream.checkpoint"
 TRIGGERS = ("processingTime", "once", "availableNow")
 QUERY_ID_WAIT_SECONDS = 300.0

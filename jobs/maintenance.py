@@ -1,12 +1,15 @@
 """Maintenance: clean old file versions of feature group tables and vacuum old validation reports.
 
     ./spark-submit.sh jobs/maintenance.py --all --retain-commits 10 --vacuum-rejected-days 30
-    ./spark-submit.sh jobs/maintenance.py --feature-group orders
+    ./spark-submit.sh jobs/maintenance.py --feature-group orders --optimize
 
 Cleaning keeps every file needed to read (and time travel to) the last ``--retain-commits``
-commits (default: hudi.cleaner_commits_retained from the configuration); it is recorded as a Hudi
-clean instant. ``--vacuum-rejected-days N`` deletes stored reports of rejected batches older than
-N days (rejected data itself is never written). Exit code 0, or 1 with a one-line reason.
+commits (default: hudi.cleaner_commits_retained from the configuration): on Hudi tables it is
+recorded as a clean instant, on Delta tables it is a ``VACUUM`` whose retention is the age of the
+oldest retained commit. ``--optimize`` first compacts small files (Delta's ``OPTIMIZE``; Hudi tables
+written by the native engine have no such action and are left as they are). ``--vacuum-rejected-days
+N`` deletes stored reports of rejected batches older than N days (rejected data itself is never
+written). Prints the number of data files removed; exit code 0, or 1 with a one-line reason.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, help="one version")
     p.add_argument("--retain-commits", type=int, help="commits kept readable (default from configuration)")
     p.add_argument("--vacuum-rejected-days", type=int, help="delete reports of rejected batches older than this")
+    p.add_argument("--optimize", action="store_true", help="compact small files first (Delta Lake's OPTIMIZE)")
     return common_arguments(p)
 
 
 def body(ctx: JobContext) -> int:
-    from featurestore import hudi
-    from featurestore.hudi.table import table_exists
+    from featurestore.offline import open_table
 
     args = ctx.args
     fs = ctx.fs
@@ -46,9 +49,17 @@ def body(ctx: JobContext) -> int:
             fs.get_feature_group(args.feature_group)  # raises naming the feature group
     total = 0
     for fg in groups:
-        if fg.location is None or not table_exists(fg.location):
+        if fg.location is None or fg.record.kind != "cached":
             continue
-        cleaned = hudi.clean(fg.location, retain, fs.config.get("hudi.lock_timeout_seconds"))
+        table = open_table(fs, fg.record)
+        if not table.exists():
+            continue
+        if args.optimize:
+            compacted = table.optimize()
+            ctx.log("optimize", f"{fg.name} v{fg.version}: " + ("no compaction for this table format"
+                                                                 if compacted is None
+                                                                 else f"{compacted} small file(s) compacted"))
+        cleaned = table.clean(retain)
         total += cleaned
         ctx.log("clean", f"{fg.name} v{fg.version}: {cleaned} old file version(s) removed, {retain} commits retained")
     if args.vacuum_rejected_days is not None:

@@ -2,6 +2,7 @@
 
     ./spark-submit.sh jobs/quickstart.py                          # SQLite registry and online store
     ./spark-submit.sh jobs/quickstart.py --online-store mariadb   # online store in `featurestore dev-db`
+    ./spark-submit.sh jobs/quickstart.py --format delta           # the feature groups as Delta Lake tables
 
 Generates customers and their transactions, creates two feature groups with an expectation suite,
 inserts twice, shows the commits and a time-travel diff, rejects a bad batch with a readable report,
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warehouse", default="quickstart", help="folder for everything (replaced on each run)")
     p.add_argument("--online-store", choices=["sqlite", "mariadb"], default="sqlite",
                    help="sqlite (embedded, default) or mariadb (the one `featurestore dev-db start` runs)")
+    p.add_argument("--format", choices=["hudi", "delta"], default="hudi", type=str.lower,
+                   help="table format of the feature groups: hudi (default) or delta (Delta Lake)")
     p.add_argument("--online-url", help="explicit online store URL (overrides --online-store)")
     p.add_argument("--dev-db-dir", help="folder of `featurestore dev-db` (default: $FEATURESTORE_DEV_DB_DIR, "
                                         "else ./.dev-db)")
@@ -88,6 +91,8 @@ def body(ctx: JobContext) -> int:
     warehouse = Path(args.warehouse).resolve()
     _fresh_warehouse(warehouse)
     overrides: dict = {"warehouse": str(warehouse)}
+    if args.format != "hudi":  # the configuration's offline.format: the CLI on this store sees it too
+        overrides["offline"] = {"format": args.format.upper()}
     url = _online_url(args)
     if url:
         overrides["online"] = {"url": url}
@@ -99,7 +104,8 @@ def body(ctx: JobContext) -> int:
     spark = fs.spark
     spark.sparkContext.setLogLevel("WARN")  # the story, not Spark's scheduler, on the console
     say = print
-    ctx.log("connect", f"warehouse {warehouse}, online store {'MariaDB' if url else 'SQLite (embedded)'}")
+    ctx.log("connect", f"warehouse {warehouse}, {args.format.capitalize()} tables, online store "
+                       f"{'MariaDB' if url else 'SQLite (embedded)'}")
 
     # 1. feature groups with a suite
     suite = ExpectationSuite([
@@ -126,9 +132,9 @@ def body(ctx: JobContext) -> int:
     # 2. insert twice
     first = activity.insert(_transactions(spark, start, 7, 0))
     second = activity.insert(_transactions(spark, start + dt.timedelta(days=7), 7, 3))
-    say(f"\n== commits of customer_activity\n{'commit':<19} {'op':<8} {'inserted':>9} {'updated':>8}")
+    say(f"\n== commits of customer_activity\n{'commit':<20} {'op':<8} {'inserted':>9} {'updated':>8}")
     for cid, c in sorted(activity.commit_details().items()):
-        say(f"{cid:<19} {c['operation']:<8} {c['rowsInserted']:>9} {c['rowsUpdated']:>8}")
+        say(f"{cid:<20} {c['operation']:<8} {c['rowsInserted']:>9} {c['rowsUpdated']:>8}")
 
     # 3. time travel diff
     before = activity.read(as_of=first.commit_id).alias("b")
@@ -175,7 +181,7 @@ def body(ctx: JobContext) -> int:
     # 7. statistics report
     report = activity.statistics_report()
     say("\n== where to look")
-    say(f"   warehouse (Hudi tables, training data): {warehouse}")
+    say(f"   warehouse ({'Delta Lake' if args.format == 'delta' else 'Hudi'} tables, training data): {warehouse}")
     say(f"   statistics report: {report}")
     say(f"   registry: {fs.config.registry_url}")
     say(f"   CLI: featurestore --config {warehouse / 'featurestore.yaml'} feature-groups list")

@@ -17,6 +17,7 @@ import pytest
 
 from featurestore import Check, CheckLevel, FeatureStore, hudi
 from featurestore.config import load_config
+from featurestore.offline import open_table
 from featurestore.streaming import BATCH_ID_KEY, STREAM_ID_KEY, micro_batch_writer
 
 SCHEMA = "user_id int, clicks long, ts timestamp"
@@ -86,10 +87,27 @@ def test_file_source_one_commit_per_batch_and_replay_is_skipped(spark, tmp_path)
         fg.insert_stream(spark.createDataFrame([(1, 1, BASE)], SCHEMA), checkpoint)
 
 
-def test_killed_stream_restarts_from_checkpoint_exactly_once(spark, tmp_path):
+def _table_stream_commits(fs, fg) -> list[int]:
+    """Batch ids of the stream commits of any offline format, oldest first."""
+    return [int(c.metadata[BATCH_ID_KEY]) for c in open_table(fs, fg.record).commits() if BATCH_ID_KEY in c.metadata]
+
+
+def _delta_transactions(location: str) -> list[tuple[str, int]]:
+    """(appId, version) of every txn action in a Delta log, in log order."""
+    found = []
+    for entry in sorted((Path(location) / "_delta_log").glob("*.json")):
+        for line in entry.read_text(encoding="utf-8").splitlines():
+            action = json.loads(line)
+            if "txn" in action:
+                found.append((action["txn"]["appId"], int(action["txn"]["version"])))
+    return found
+
+
+@pytest.mark.parametrize("fmt", ["HUDI", "DELTA"])
+def test_killed_stream_restarts_from_checkpoint_exactly_once(spark, tmp_path, fmt):
     warehouse = tmp_path / "wh"
     fs = _store(spark, warehouse)
-    fg = fs.create_feature_group("clicks_stream", primary_key="user_id", event_time="ts")
+    fg = fs.create_feature_group("clicks_stream", primary_key="user_id", event_time="ts", time_travel_format=fmt)
     batches = [[(1, 1, 0), (2, 1, 0)], [(1, 2, 1), (3, 1, 1)], [(2, 3, 2), (4, 1, 2)], [(1, 4, 3)]]
     for i, rows in enumerate(batches):
         _write_batch(tmp_path / "in", i, rows)
@@ -98,12 +116,25 @@ def test_killed_stream_restarts_from_checkpoint_exactly_once(spark, tmp_path):
     killed = subprocess.run(cmd + ["--kill-after-commit-of-batch", "1"], env=env, capture_output=True, text=True,
                             timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
-    assert _stream_commits(fg.location) == [0, 1]  # batch 1 is on the timeline, Spark's checkpoint does not know
+    assert _table_stream_commits(fs, fg) == [0, 1]  # batch 1 is committed, Spark's checkpoint does not know
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
-    assert _stream_commits(fg.location) == [0, 1, 2, 3]  # batch 1 replayed by Spark, not committed again
+    assert _table_stream_commits(fs, fg) == [0, 1, 2, 3]  # batch 1 replayed by Spark, not committed again
     got = {r.user_id: r.clicks for r in fg.read().collect()}
     assert got == _latest([r for b in batches for r in b])
+    if fmt == "HUDI":
+        assert _stream_commits(fg.location) == [0, 1, 2, 3]
+        return
+    # Delta: every micro-batch is the Delta transaction (stream id, batch id), so the table itself refuses a
+    # batch again even past our batch-id check (a writer that read the commits before the batch landed)
+    sid = str(json.loads((tmp_path / "cp" / "metadata").read_text(encoding="utf-8").splitlines()[0])["id"])
+    assert _delta_transactions(fg.location) == [(sid, n) for n in range(4)]
+    table = open_table(fs, fg.record)
+    versions = [c.commit_id for c in table.commits()]
+    again = table.write(spark.createDataFrame([(1, 999, BASE + dt.timedelta(days=1))], SCHEMA), "upsert",
+                        {STREAM_ID_KEY: sid, BATCH_ID_KEY: "2"})
+    assert again.commit_id is None and [c.commit_id for c in table.commits()] == versions
+    assert {r.user_id: r.clicks for r in fg.read().collect()} == got
 
 
 def test_strict_stops_the_query_and_always_goes_on(spark, tmp_path):

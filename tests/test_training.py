@@ -9,7 +9,7 @@ import pytest
 
 from featurestore import FeatureStore
 from featurestore.config import load_config
-from featurestore.hudi.timeline import instant_to_datetime
+from featurestore.offline import open_table
 from featurestore.query import QueryError
 
 UTC = dt.UTC
@@ -141,20 +141,26 @@ def test_feature_names_and_errors(spark, pit_env):
     assert empty.count() == 0 and empty.columns[-2:] == ["price", "level"]
 
 
-def test_as_known_at_spine_time_hides_backfills(spark, tmp_path):
+def committed(fs, fg, commit_id: str) -> dt.datetime:
+    """The UTC time (naive) of a commit: a Hudi instant read as a time, a Delta version's log time."""
+    return open_table(fs, fg.record).commit_time(commit_id)
+
+
+@pytest.mark.parametrize("fmt", ["HUDI", "DELTA"])
+def test_as_known_at_spine_time_hides_backfills(spark, tmp_path, fmt):
     fs = store(spark, tmp_path)
-    events = fs.create_feature_group("events", primary_key=["user", "ts"], event_time="ts")
-    profile = fs.create_feature_group("profile", primary_key=["user"], event_time="ts")
+    events = fs.create_feature_group("events", primary_key=["user", "ts"], event_time="ts", time_travel_format=fmt)
+    profile = fs.create_feature_group("profile", primary_key=["user"], event_time="ts", time_travel_format=fmt)
     schema = "user string, ts timestamp, amount double"
     # event times a day before the (real) commit times
     c1 = events.insert(spark.createDataFrame([("u1", h(0), 1.0), ("u2", h(0), 2.0)], schema)).commit_id
     p1 = profile.insert(spark.createDataFrame([("u1", h(0), 10.0)], schema)).commit_id
-    known_at = max(instant_to_datetime(c1), instant_to_datetime(p1)).replace(tzinfo=None)
+    known_at = max(committed(fs, events, c1), committed(fs, profile, p1))
     time.sleep(0.05)  # the next commits are strictly later than known_at
     # backfill: an event dated before known_at, committed after it; and a corrected profile value
     c2 = events.insert(spark.createDataFrame([("u1", h(1), 100.0)], schema)).commit_id
     profile.insert(spark.createDataFrame([("u1", h(1), 20.0)], schema))
-    assert instant_to_datetime(c2).replace(tzinfo=None) > known_at
+    assert committed(fs, events, c2) > known_at
     # events are dated 2024 but committed now: place the spine at the commit time of the first batch
     spine_rows = [("u1", known_at, 1), ("u2", known_at, 0), ("u1", h(0.5), 1)]
     spine = spark.createDataFrame(spine_rows, "user string, ts timestamp, label int")
@@ -182,10 +188,13 @@ def test_as_known_at_spine_time_hides_backfills(spark, tmp_path):
             .collect()] == [100.0]
 
 
-def test_as_known_at_spine_time_replays_deletes(spark, tmp_path):
+@pytest.mark.parametrize("fmt", ["HUDI", "DELTA"])
+def test_as_known_at_spine_time_replays_deletes(spark, tmp_path, fmt):
     fs = store(spark, tmp_path)
-    events = fs.create_feature_group("events", primary_key=["user", "ts"], event_time="ts")  # time series
-    profile = fs.create_feature_group("profile", primary_key=["user"], event_time="ts")      # entity-keyed
+    events = fs.create_feature_group("events", primary_key=["user", "ts"], event_time="ts",  # time series
+                                     time_travel_format=fmt)
+    profile = fs.create_feature_group("profile", primary_key=["user"], event_time="ts",      # entity-keyed
+                                      time_travel_format=fmt)
     ev_schema, pr_schema = "user string, ts timestamp, amount double", "user string, ts timestamp, level int"
     c1 = events.insert(spark.createDataFrame([("u1", h(0), 1.0), ("u1", h(1), 2.0), ("u2", h(0), 5.0)],
                                              ev_schema)).commit_id
@@ -195,7 +204,7 @@ def test_as_known_at_spine_time_replays_deletes(spark, tmp_path):
     p2 = profile.delete_records(spark.createDataFrame([("u1",)], "user string")).commit_id
     c3 = events.delete_records(spark.createDataFrame([("u2", h(0))], "user string, ts timestamp")).commit_id
     c4 = events.insert(spark.createDataFrame([("u2", h(2), 7.0)], ev_schema)).commit_id
-    at = {name: instant_to_datetime(c).replace(tzinfo=None)
+    at = {name: committed(fs, events if name.startswith("c") else profile, c)
           for name, c in {"c1": c1, "p1": p1, "c2": c2, "p2": p2, "c3": c3, "c4": c4}.items()}
     assert sorted(at.values()) == [at[n] for n in ("c1", "p1", "c2", "p2", "c3", "c4")]
     # spine rows exactly at the commit times: a delete at the spine time already counts

@@ -194,6 +194,13 @@ class CommitInfo:
                 or self.operation in ("delete", "insert_overwrite", "insert_overwrite_table", "delete_partition"))
 
 
+#: commit metadata of a streaming micro-batch: the stream (Spark's query id) and the micro-batch id. A format
+#: with idempotent writes uses them as the transaction's application id and version (Delta's txnAppId and
+#: txnVersion), so the table itself refuses a batch committed before.
+STREAM_ID_KEY = "stream.id"
+BATCH_ID_KEY = "stream.batch_id"
+
+
 @dataclass(frozen=True)
 class CommitOutcome:
     """What one write to an offline table did. ``commit_id`` is None when there was nothing to write."""

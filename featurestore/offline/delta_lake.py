@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from featurestore.errors import OfflineStoreError
-from featurestore.model.records import CommitInfo, CommitOutcome
+from featurestore.model.records import BATCH_ID_KEY, STREAM_ID_KEY, CommitInfo, CommitOutcome
 from featurestore.offline.interface import WRITE_OPERATIONS, OfflineTable
 
 if TYPE_CHECKING:
@@ -37,6 +37,9 @@ OPERATION_KEY = "featurestore.operation"
 WRITE_ID_KEY = "featurestore.write_id"
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
+# idempotent MERGE/DELETE: the session's transaction (DataFrame writes take txnAppId/txnVersion options)
+TXN_APP_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 TABLE_PROPERTIES = {"delta.enableChangeDataFeed": "true", "delta.enableRowTracking": "true",
                     "delta.enableDeletionVectors": "false"}
 # Delta log operations that change data (OPTIMIZE, VACUUM, property changes are not data commits)
@@ -170,28 +173,32 @@ class DeltaLakeTable(OfflineTable):
         exists = self.exists()
         if operation == "delete" and not exists:
             return CommitOutcome(None, operation)
+        txn = _transaction(meta)
         try:
             if operation == "upsert":
                 batch = self._combined(df)
                 if exists:
-                    self._merge(batch, meta)
+                    self._merge(batch, meta, txn)
                 else:
-                    self._save(batch, "append", meta, write_options)
+                    self._save(batch, "append", meta, write_options, txn)
             elif operation == "delete":
-                self._delete(df, meta)
+                self._delete(df, meta, txn)
             elif operation in ("insert", "bulk_insert"):
-                self._save(df, "append", meta, write_options)
+                self._save(df, "append", meta, write_options, txn)
             else:
                 options = dict(write_options or {})
                 if operation == "insert_overwrite" and self.record.partition_key:
                     options.setdefault("partitionOverwriteMode", "dynamic")
-                self._save(df, "overwrite", meta, options)
+                self._save(df, "overwrite", meta, options, txn)
         except OfflineStoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - delta-spark raises Py4J/analysis errors: one type for callers
             raise delta_error(f"{operation} into the Delta table of {self.record.label} failed", exc) from exc
         entry = next((e for e in reversed(self._history())
                       if _parse_metadata(e["userMetadata"]).get(WRITE_ID_KEY) == write_id), None)
+        if entry is None and txn is not None:
+            # Delta skipped the write: this stream's transaction version was committed before
+            return CommitOutcome(None, operation)
         if entry is None:
             raise OfflineStoreError(f"{operation} into {self.record.label}: the Delta log has no commit of this write")
         info = self._commit_info(entry)
@@ -245,7 +252,7 @@ class DeltaLakeTable(OfflineTable):
     def _match(self) -> str:
         return " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in self._key_columns())
 
-    def _merge(self, batch: DataFrame, meta: Mapping[str, str]) -> None:
+    def _merge(self, batch: DataFrame, meta: Mapping[str, str], txn: tuple[str, int] | None) -> None:
         key = self.record.ordering_key
         # the incoming row loses only to a stored one with a higher ordering value (null lowest)
         newer = (f"s.`{key}` >= t.`{key}` OR t.`{key}` IS NULL" if key else None)
@@ -253,21 +260,23 @@ class DeltaLakeTable(OfflineTable):
         builder = builder.whenMatchedUpdateAll(condition=newer).whenNotMatchedInsertAll()
         if hasattr(builder, "withSchemaEvolution"):
             builder = builder.withSchemaEvolution()  # new nullable columns
-        with self._user_metadata(meta):
+        with self._user_metadata(meta, txn):
             builder.execute()
 
-    def _delete(self, keys: DataFrame, meta: Mapping[str, str]) -> None:
+    def _delete(self, keys: DataFrame, meta: Mapping[str, str], txn: tuple[str, int] | None) -> None:
         from pyspark.sql import functions as F
 
         batch = keys.select(*[F.col(f"`{k}`") for k in self._key_columns()]).dropDuplicates()
         builder = self._delta().alias("t").merge(batch.alias("s"), self._match()).whenMatchedDelete()
-        with self._user_metadata(meta):
+        with self._user_metadata(meta, txn):
             builder.execute()
 
     def _save(self, df: DataFrame, mode: str, meta: Mapping[str, str],
-              write_options: Mapping[str, Any] | None) -> None:
+              write_options: Mapping[str, Any] | None, txn: tuple[str, int] | None) -> None:
         writer = df.write.format("delta").mode(mode).option("userMetadata", json.dumps(dict(meta), sort_keys=True))
         writer = writer.option("mergeSchema", "true")
+        if txn is not None:
+            writer = writer.option("txnAppId", txn[0]).option("txnVersion", str(txn[1]))
         if not self.exists():
             for key, value in TABLE_PROPERTIES.items():
                 writer = writer.option(key, value)
@@ -278,14 +287,19 @@ class DeltaLakeTable(OfflineTable):
         writer.save(self.location)
 
     @contextlib.contextmanager
-    def _user_metadata(self, meta: Mapping[str, str]) -> Iterator[None]:
-        """Our commit metadata on the next Delta commit of this session (MERGE takes it from the session)."""
+    def _user_metadata(self, meta: Mapping[str, str], txn: tuple[str, int] | None = None) -> Iterator[None]:
+        """Our commit metadata (and the stream's transaction) on the next Delta commit of this session: MERGE
+        takes them from the session's configuration, not from options."""
         conf = self.ctx.spark.conf
         conf.set(USER_METADATA_CONF, json.dumps(dict(meta), sort_keys=True))
+        if txn is not None:
+            conf.set(TXN_APP_CONF, txn[0])
+            conf.set(TXN_VERSION_CONF, str(txn[1]))
         try:
             yield
         finally:
-            conf.unset(USER_METADATA_CONF)
+            for key in (USER_METADATA_CONF, TXN_APP_CONF, TXN_VERSION_CONF):
+                conf.unset(key)
 
     def clean(self, commits_retained: int | None = None) -> int:
         """``VACUUM`` keeping the files of the newest ``commits_retained`` commits readable: the retention
@@ -313,6 +327,17 @@ class DeltaLakeTable(OfflineTable):
         finally:
             conf.set(RETENTION_CHECK_CONF, before)
         return int(doomed)
+
+    def optimize(self) -> int:
+        """``OPTIMIZE`` (bin-packing compaction): one Delta commit that changes no data (not a data commit of
+        :meth:`commits`, no change-feed rows); the files it compacted, from its metrics."""
+        if not self.exists():
+            return 0
+        try:
+            metrics = self._delta().optimize().executeCompaction().select("metrics.numFilesRemoved").first()
+        except Exception as exc:  # noqa: BLE001
+            raise delta_error(f"OPTIMIZE of {self.record.label} failed", exc) from exc
+        return int(metrics[0] or 0) if metrics else 0
 
     def drop(self) -> None:
         """Remove the table folder."""
@@ -395,6 +420,14 @@ def _parse_metadata(text: str | None) -> dict[str, str]:
     except ValueError:
         return {"userMetadata": text}
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {"userMetadata": text}
+
+
+def _transaction(meta: Mapping[str, str]) -> tuple[str, int] | None:
+    """A streaming micro-batch's Delta transaction (application id, version) from its commit metadata."""
+    app, version = meta.get(STREAM_ID_KEY), meta.get(BATCH_ID_KEY)
+    if not app or version is None or not str(version).isdigit():
+        return None
+    return str(app), int(version)
 
 
 def _utc(millis: int) -> dt.datetime:

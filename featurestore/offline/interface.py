@@ -79,6 +79,11 @@ class OfflineTable(ABC):
     def clean(self, commits_retained: int | None = None) -> int:
         """Remove files no longer needed by the newest ``commits_retained`` commits; files removed."""
 
+    def optimize(self) -> int | None:
+        """Compact small data files into larger ones (one commit that changes no data); the files compacted,
+        or None when the format or engine has no such action (the default)."""
+        return None
+
     @abstractmethod
     def drop(self) -> None:
         """Delete the table and its files."""

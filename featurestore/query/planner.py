@@ -121,6 +121,26 @@ def history(ctx: StoreContext, fg: FeatureGroupRecord, up_to: str | None) -> tup
     return versions.join(until, [*row_id, commit_col], "left"), tuple(deletes)
 
 
+def _instant(when: dt.datetime) -> str:
+    return when.strftime("%Y%m%d%H%M%S") + f"{when.microsecond // 1000:03d}"
+
+
+def _as_instants(table: offline.OfflineTable, df: DataFrame, commit_col: str,
+                 deletes: tuple[str, ...]) -> tuple[DataFrame, tuple[str, ...]]:
+    """The commit ids of a history (its commit column, :data:`DELETED_AT`, the delete commits) as the UTC
+    instants ``yyyyMMddHHmmssSSS`` of their commits, which the join compares with spine times. A Hudi commit
+    id is its instant already (returned as is); a Delta version is not. The commits are log metadata: one
+    small map literal, no data on the driver."""
+    instants = {c.commit_id: _instant(c.committed_at) for c in table.commits()}
+    if all(cid == instant for cid, instant in instants.items()):
+        return df, deletes
+    mapping = F.create_map(*[F.lit(x) for pair in sorted(instants.items()) for x in pair])
+    for column in (commit_col, DELETED_AT):
+        if column in df.columns:
+            df = df.withColumn(column, F.try_element_at(mapping, F.col(f"`{column}`")))
+    return df, tuple(instants[d] for d in deletes)
+
+
 def _deleted_keys(table: offline.OfflineTable, before: str, commit: str) -> DataFrame:
     """(row id columns, ``_deleted`` = commit) of the stored rows ``commit`` deleted."""
     row_id = list(table.row_id_columns)
@@ -174,6 +194,7 @@ def _source(ctx: StoreContext, part: Part, spine: DataFrame, spine_event_time: s
         df, deletes = history(ctx, fg, commit) if commit else (table.read(include_meta=True).limit(0), ())
         if commit_col not in df.columns:  # a feature group without any commit yet
             df = df.withColumn(commit_col, F.lit(None).cast("string"))
+        df, deletes = _as_instants(table, df, commit_col, deletes)
     else:
         df = read_feature_group(ctx, fg, commit)
     for cond in part.filters:
