@@ -1,9 +1,14 @@
 """Snapshot, time-travel and incremental reads as Spark DataFrames.
 
-Version-6 copy-on-write tables (ours and Spark-written ones) are planned here from the timeline
-and the file listing, and scanned by Spark's own parquet reader in parallel. Other tables
-(versions 8 and 9, merge-on-read) are planned by hudi-rs, and each file slice is read (base file
-merged with its log files) by hudi-rs's file-group reader inside a Spark task.
+Copy-on-write tables with parquet base files (ours and Spark-written ones, table versions 6, 8
+and 9) are planned here from the timeline and the file listing, and scanned by Spark's own parquet
+reader in parallel. Merge-on-read tables (and Lance base files) are planned by hudi-rs, and each
+file slice is read (base file merged with its log files) by hudi-rs's file-group reader inside a
+Spark task.
+
+Incremental windows ``(begin, end]`` compare commit times as Hudi does: instant times on layout 1
+(table version 6), completion times on layout 2 (versions 8 and 9). Time travel (``as.of.instant``)
+compares instant (requested) times on both.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def read(spark: SparkSession, path: str, options: Mapping[str, Any] | None = Non
         # The native planner lists only .parquet files: it would return no rows, not an error.
         raise HudiError(f"table {path} stores its base files as {base_format}; "
                         "this reader reads PARQUET and LANCE base files only")
-    if config.version == 6 and config.table_type == "COPY_ON_WRITE" and base_format == "PARQUET":
+    if config.table_type == "COPY_ON_WRITE" and base_format == "PARQUET":
         return _read_native(spark, path, config, ropts)
     return _read_with_hudi_rs(spark, path, config, ropts)
 
@@ -80,7 +85,7 @@ def _empty(spark: SparkSession, schema: T.StructType) -> DataFrame:
 
 
 def _read_native(spark: SparkSession, path: str, config: TableConfig, ropts: ReadOptions) -> DataFrame:
-    tl = Timeline.load(path, 6)
+    tl = Timeline.load(path, config.version)
     view = FileSystemView(path, tl, bool(config.partition_fields))
     data_schema = table_spark_schema(tl, config) or T.StructType([])
     schema = T.StructType(list(META_SCHEMA.fields) + list(data_schema.fields))
@@ -88,11 +93,14 @@ def _read_native(spark: SparkSession, path: str, config: TableConfig, ropts: Rea
     if ropts.query_type == "incremental":
         begin = normalize_instant(ropts.begin)
         latest = tl.latest_commit()
-        end = normalize_instant(ropts.end) if ropts.end else (latest.timestamp if latest else begin)
+        end = normalize_instant(ropts.end) if ropts.end else (
+            (latest.completion_time or latest.timestamp) if latest else begin)
         commits = tl.commits_between(begin, end)
+        # the newest instant time in the window: file versions are named by instant, not completion
+        last = max((c.timestamp for c in commits), default=None)
         if commits:
-            actions.check_readable(tl, end, "an incremental read")
-        files = _incremental_files(tl, view, commits, end)
+            actions.check_readable(tl, last, "an incremental read")
+        files = _incremental_files(tl, view, commits, last) if commits else []
         if config.populate_meta_fields:
             # Without meta fields _hoodie_commit_time is null: keep every row of the touched
             # file groups, as hudi-rs (and the hudi-rs path below) does.
