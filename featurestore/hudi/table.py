@@ -286,4 +286,8 @@ def write_properties(path: Path, props: dict[str, str]) -> None:
         lines.append(f"hoodie.table.checksum={props['hoodie.table.checksum']}")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # A Hudi writer on Hadoop's local file system leaves a checksum beside the file
+    # (.hoodie.properties.crc); against new contents it would make Hudi's reads fail. Without it
+    # Hadoop does not verify. Removed first, so no reader ever sees new contents with the old checksum.
+    path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
     os.replace(tmp, path)
