@@ -73,9 +73,12 @@ def check_all_reads(spark, path: str, model: Model, commits: list[str]) -> None:
         ours = rows_of_spark(hudi.read(spark, path, {"as.of.instant": c}), DATA_COLS)
         assert ours == model.snapshot(i), f"time travel to commit {i}"
         assert rows_of_arrow(hudi_rs(path, as_of=c), DATA_COLS) == ours
-    pairs = [(commits[i], commits[i + 1]) for i in range(len(commits) - 1)] + [("000", commits[-1])]
-    if len(commits) > 2:
-        pairs.append((commits[0], commits[2]))
+    # incremental windows are completion times (table version 9; instant times on version 6)
+    done = {e["instant"]: e["completion_time"] for e in hudi.timeline(path)}
+    bounds = [done[c] for c in commits]
+    pairs = [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)] + [("000", bounds[-1])]
+    if len(bounds) > 2:
+        pairs.append((bounds[0], bounds[2]))
     for begin, end in pairs:
         ours = hudi.read(spark, path, {"hoodie.datasource.query.type": "incremental",
                                        "hoodie.datasource.read.begin.instanttime": begin,
@@ -84,7 +87,7 @@ def check_all_reads(spark, path: str, model: Model, commits: list[str]) -> None:
         expected = rows_of_arrow(hudi_rs(path, begin=begin if begin != "000" else "19700101000000000", end=end),
                                  cols)
         assert rows_of_spark(ours, cols) == expected, (begin, end)
-        assert all(begin < r[0] <= end for r in expected)
+        assert all(begin < done[r[0]] <= end for r in expected)
 
 
 def test_upsert_delete_time_travel_incremental_match_hudi_rs_and_model(spark, tmp_path):
@@ -131,8 +134,10 @@ def test_upsert_delete_time_travel_incremental_match_hudi_rs_and_model(spark, tm
 
 
 def test_table_format_files(spark, tmp_path):
+    """Table version 6 by option (layout 1, JSON commit metadata); version 9: tests/test_hudi_v9.py."""
     path = tmp_path / "fmt"
-    hudi.write(spark.createDataFrame([(1, "a", 1.0, t(0), "x")], SCHEMA), str(path), opts("fmt"))
+    hudi.write(spark.createDataFrame([(1, "a", 1.0, t(0), "x")], SCHEMA), str(path),
+               opts("fmt", **{"hoodie.write.table.version": "6"}))
     props = parse_properties((path / ".hoodie" / "hoodie.properties").read_text())
     assert props["hoodie.table.version"] == "6" and props["hoodie.timeline.layout.version"] == "1"
     assert props["hoodie.table.keygenerator.class"] == "org.apache.hudi.keygen.SimpleKeyGenerator"
@@ -212,10 +217,13 @@ def test_schema_evolution_and_bad_input(spark, tmp_path):
     path = str(tmp_path / "evo")
     o = opts("evo")
     hudi.write(spark.createDataFrame([(1, "a", 1.0, t(0), "x")], SCHEMA), path, o)
-    before = sorted(os.listdir(os.path.join(path, ".hoodie")))
+    def listing():  # every file below .hoodie (version 9 keeps instants in .hoodie/timeline)
+        return sorted(str(p.relative_to(path)) for p in Path(path, ".hoodie").rglob("*"))
+
+    before = listing()
 
     def unchanged():
-        assert sorted(os.listdir(os.path.join(path, ".hoodie"))) == before
+        assert listing() == before
         assert [r.id for r in hudi.read(spark, path).collect()] == [1]
 
     null_key = r"2 row\(s\) have a null or empty record key \(null or empty: 'id' in 2 row\(s\)\)"
@@ -256,7 +264,7 @@ def test_schema_evolution_and_bad_input(spark, tmp_path):
 
 def test_insert_bulk_insert_and_overwrite(spark, tmp_path):
     path = str(tmp_path / "ow")
-    o = opts("ow")
+    o = opts("ow", **{"hoodie.write.table.version": "6"})  # its JSON replacecommit is read below
     rows = [(i, f"r{i % 2}", float(i), t(i), "x") for i in range(6)]
     r = hudi.write(spark.createDataFrame(rows, SCHEMA), path, {**o, "hoodie.datasource.write.operation": "bulk_insert"})
     assert r.rows_inserted == 6
@@ -278,8 +286,9 @@ def test_insert_bulk_insert_and_overwrite(spark, tmp_path):
 
 
 def test_cleaning_keeps_retained_commits_readable(spark, tmp_path):
+    # table version 6: the engine archives layout-1 timelines only (v9 cleaning: tests/test_hudi_v9.py)
     path = str(tmp_path / "clean")
-    o = opts("clean", partition="", **{"hoodie.cleaner.commits.retained": "2"})
+    o = opts("clean", partition="", **{"hoodie.cleaner.commits.retained": "2", "hoodie.write.table.version": "6"})
     commits = []
     for i in range(4):
         r = hudi.write(spark.createDataFrame([(1, "a", float(i), t(i), "x"), (i + 10, "a", 0.0, t(0), "y")],
@@ -486,6 +495,7 @@ def test_footer_key_cache_is_bounded_and_forgets_cleaned_files(spark, tmp_path):
     import pyarrow.parquet as pq
 
     from featurestore.hudi.index import FOOTER_KEY_RANGES, FooterKeyRanges
+    from featurestore.hudi.timeline import Timeline
 
     path = str(tmp_path / "footers")
     o = opts("footers", partition="", **{"hoodie.cleaner.commits.retained": "1"})
@@ -493,7 +503,8 @@ def test_footer_key_cache_is_bounded_and_forgets_cleaned_files(spark, tmp_path):
     for i in range(3):  # upserts of key 5 rewrite the one file group: each clean deletes the previous version
         r = hudi.write(spark.createDataFrame([(5, "a", float(i), t(i), "x"), (100 + i, "a", 0.0, t(0), "y")],
                                              SCHEMA), path, o)
-        meta = json.loads(Path(path, ".hoodie", f"{r.instant_time}.commit").read_text())
+        timeline = Timeline.load(path)
+        meta = timeline.read_metadata(next(i for i in timeline.completed_commits if i.timestamp == r.instant_time))
         written += [os.path.join(path, s["path"]) for stats in meta["partitionToWriteStats"].values() for s in stats]
     live = {os.path.join(path, n) for n in os.listdir(path) if n.endswith(".parquet")}
     assert len(written) == 3 and len(live) == 1

@@ -13,6 +13,7 @@ import pytest
 from hudi_helpers import hudi_rs, norm, rows_of_arrow, rows_of_spark
 
 from featurestore import hudi
+from featurestore.hudi.table import load_table_config
 
 SCENARIO = json.loads((Path(__file__).parent / "data" / "hudi_reference_scenario.json").read_text())
 COLUMNS = ["id", "region", "v", "ts", "name"]
@@ -110,27 +111,44 @@ def test_tables_the_native_engine_writes_are_read_the_same_by_apache_hudi(spark,
     _incremental_reads_agree(spark, reference_jvm, path, commit_instants)
 
 
-def test_apache_hudi_upserts_into_a_native_table_and_the_native_engine_refuses_the_upgraded_table(
+def test_apache_hudi_upgrades_a_native_version_6_table_and_the_native_engine_keeps_writing_it(
         spark, reference_jvm, tmp_path):
     path = str(tmp_path / "mixed")
     schema = "id int, region string, v double, ts timestamp"
     native = {"hoodie.table.name": "mixed", "hoodie.datasource.write.recordkey.field": "id",
               "hoodie.datasource.write.partitionpath.field": "region", "hoodie.datasource.write.precombine.field": "ts",
               "hoodie.datasource.write.operation": "upsert"}
-    hudi.write(spark.createDataFrame([(1, "eu", 1.0, T0), (2, "us", 2.0, T0)], schema), path, native)
-    # Apache Hudi's own upsert, its default index, into the table the native engine wrote (an older event
-    # for 2 loses); Hudi upgrades the table to its own version on the way
-    reference_jvm.hudi_write(path, schema, [(1, "eu", 10.0, T0 + dt.timedelta(hours=1)),
-                                            (2, "us", 0.0, T0 - dt.timedelta(hours=1)), (3, "us", 3.0, T0)],
-                             "id", "upsert", "ts", "region", options=HUDI_OPTIONS, table_name="mixed")
+    first = hudi.write(spark.createDataFrame([(1, "eu", 1.0, T0), (2, "us", 2.0, T0)], schema), path,
+                       {**native, "hoodie.write.table.version": "6"})
+    # Apache Hudi's own upsert, its default index, into the version-6 table the native engine wrote (an
+    # older event for 2 loses); Hudi upgrades the table to its own version 9 on the way
+    theirs = reference_jvm.hudi_write(path, schema, [(1, "eu", 10.0, T0 + dt.timedelta(hours=1)),
+                                                     (2, "us", 0.0, T0 - dt.timedelta(hours=1)), (3, "us", 3.0, T0)],
+                                      "id", "upsert", "ts", "region", options=HUDI_OPTIONS, table_name="mixed")
     expected = [(1, 10.0), (2, 2.0), (3, 3.0)]
     assert sorted(reference_jvm.hudi_read(path, ["id", "v"])) == expected
     assert rows_of_spark(hudi.read(spark, path), ["id", "v"]) == expected
     assert rows_of_arrow(hudi_rs(path), ["id", "v"]) == expected
     assert reference_jvm.hudi_timeline(path)["table_version"] == 9
-    # the native engine writes version 6 only: on the upgraded table a clear error, the table untouched
-    timeline = hudi.timeline(path)
-    with pytest.raises(hudi.HudiError, match="has table version 9; this engine writes version 6 tables only"):
-        hudi.write(spark.createDataFrame([(2, "us", 20.0, T0 + dt.timedelta(hours=2))], schema), path, native)
-    assert hudi.timeline(path) == timeline
-    assert rows_of_spark(hudi.read(spark, path), ["id", "v"]) == expected
+    # the native engine keeps writing the upgraded table, as version 9 (it never downgrades it)
+    again = hudi.write(spark.createDataFrame([(2, "us", 20.0, T0 + dt.timedelta(hours=2)), (4, "eu", 4.0, T0)],
+                                             schema), path, native)
+    expected = [(1, 10.0), (2, 20.0), (3, 3.0), (4, 4.0)]
+    assert load_table_config(path).version == 9
+    for rows in (sorted(reference_jvm.hudi_read(path, ["id", "v"])), rows_of_spark(hudi.read(spark, path), ["id", "v"]),
+                 rows_of_arrow(hudi_rs(path), ["id", "v"])):
+        assert rows == expected
+    commits = [first.instant_time, max(theirs), again.instant_time]
+    timeline = reference_jvm.hudi_timeline(path)
+    assert [i["time"] for i in timeline["instants"] if i["action"] == "commit"] == commits
+    # time travel to each writer's commits, and the native engine's commit as an incremental read
+    for instant, rows in zip(commits, [[(1, 1.0), (2, 2.0)], [(1, 10.0), (2, 2.0), (3, 3.0)], expected], strict=True):
+        assert sorted(reference_jvm.hudi_read(path, ["id", "v"], kind="as_of", instant=instant)) == rows
+        assert rows_of_spark(hudi.read(spark, path, {"as.of.instant": instant}), ["id", "v"]) == rows
+    done = {e["instant"]: e["completion_time"] for e in hudi.timeline(path)}
+    window = {"begin": done[max(theirs)], "end": done[again.instant_time]}
+    assert sorted(reference_jvm.hudi_read(path, ["id", "v"], kind="incremental", **window)) == [(2, 20.0), (4, 4.0)]
+    ours = hudi.read(spark, path, {"hoodie.datasource.query.type": "incremental",
+                                   "hoodie.datasource.read.begin.instanttime": window["begin"],
+                                   "hoodie.datasource.read.end.instanttime": window["end"]})
+    assert rows_of_spark(ours, ["id", "v"]) == [(2, 20.0), (4, 4.0)]

@@ -72,27 +72,48 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def instant_path(base_path: str, ts: str, action: str, state: str) -> Path:
-    """Layout-1 file name of an instant in a given state."""
-    folder = timeline_dir(base_path)
+def instant_path(base_path: str, ts: str, action: str, state: str, layout: int = 1,
+                 completion_time: str | None = None) -> Path:
+    """File of an instant in a given state. Layout 2 names a completed instant
+    ``<requested>_<completed>.<action>`` (``completion_time`` required), in ``.hoodie/timeline/``."""
+    folder = timeline_dir(base_path, layout)
     if state == "REQUESTED":
         return folder / f"{ts}.{action}.requested"
     if state == "INFLIGHT":
         return folder / (f"{ts}.inflight" if action == "commit" else f"{ts}.{action}.inflight")
+    if layout == 2:
+        if not completion_time:
+            raise ValueError(f"a completed layout-2 instant needs its completion time ({ts}.{action})")
+        return folder / f"{ts}_{completion_time}.{action}"
     return folder / f"{ts}.{action}"
 
 
-def request_instant(base_path: str, ts: str, action: str, inflight_metadata: dict[str, Any]) -> None:
-    """Create ``<t>.<action>.requested`` then the inflight file (workload JSON)."""
+def complete_path(base_path: str, ts: str, action: str, layout: int) -> Path:
+    """Where instant ``ts`` completes now: on layout 2 with a completion time after every instant of
+    the timeline (the pending one included), as Hudi 1.x draws it at the commit point."""
+    completion = Timeline.load(base_path, 9).new_instant_time() if layout == 2 else None
+    return instant_path(base_path, ts, action, "COMPLETED", layout, completion)
+
+
+def commit_payload(metadata: dict[str, Any], layout: int) -> bytes:
+    """Commit metadata bytes: Jackson-style JSON on layout 1, Hudi's Avro records on layout 2."""
+    return avro_models.commit_metadata_avro(metadata) if layout == 2 else jackson_dumps(metadata).encode()
+
+
+def request_instant(base_path: str, ts: str, action: str, inflight_metadata: dict[str, Any],
+                    layout: int = 1) -> None:
+    """Create ``<t>.<action>.requested`` then the inflight file (the workload's commit metadata)."""
     # Empty for commits, as Hudi writes them; for a replacecommit an empty file means to Hudi's
     # readers what the empty HoodieRequestedReplaceMetadata of insert_overwrite means: "not clustering".
-    write_atomic(instant_path(base_path, ts, action, "REQUESTED"), b"")
-    write_atomic(instant_path(base_path, ts, action, "INFLIGHT"), jackson_dumps(inflight_metadata).encode())
+    write_atomic(instant_path(base_path, ts, action, "REQUESTED", layout), b"")
+    write_atomic(instant_path(base_path, ts, action, "INFLIGHT", layout), commit_payload(inflight_metadata, layout))
 
 
-def complete_instant(base_path: str, ts: str, action: str, metadata: dict[str, Any]) -> None:
-    """Write the completed instant file: from this moment readers see the commit."""
-    write_atomic(instant_path(base_path, ts, action, "COMPLETED"), jackson_dumps(metadata).encode())
+def complete_instant(base_path: str, ts: str, action: str, metadata: dict[str, Any], layout: int = 1) -> Path:
+    """Write the completed instant file: from this moment readers see the commit. Returns its path."""
+    target = complete_path(base_path, ts, action, layout)
+    write_atomic(target, commit_payload(metadata, layout))
+    return target
 
 
 def marker_dir(base_path: str, ts: str) -> Path:
@@ -142,6 +163,9 @@ def rollback_pending(base_path: str, timeline: Timeline, view: FileSystemView, n
     pending = [i for i in timeline.pending if i.is_commit]
     for offset, inst in enumerate(pending):
         rollback_ts = _bump(new_ts, offset)
+        if timeline.layout == 2 and offset:
+            # after the completion time of the rollback before it: one clock for both kinds of time
+            rollback_ts = max(rollback_ts, Timeline.load(base_path).new_instant_time())
         files = sorted(set(marked_files(base_path, inst.timestamp)) | set(files_of_instant(view, inst.timestamp)))
         by_partition: dict[str, list[str]] = {}
         for rel in files:
@@ -156,7 +180,7 @@ def rollback_pending(base_path: str, timeline: Timeline, view: FileSystemView, n
             ],
             "version": 1,
         }
-        write_atomic(instant_path(base_path, rollback_ts, "rollback", "REQUESTED"),
+        write_atomic(instant_path(base_path, rollback_ts, "rollback", "REQUESTED", timeline.layout),
                      avro_models.serialize(avro_models.ROLLBACK_PLAN, plan))
         _execute_rollback(base_path, rollback_ts, plan, view)
         rolled.append(inst.timestamp)
@@ -171,9 +195,10 @@ def _execute_rollback(base_path: str, rollback_ts: str, plan: dict[str, Any], vi
     so the same plan can run again until it completes.
     """
     started = time.monotonic()
+    layout = view.timeline.layout
     target = plan.get("instantToRollback") or {}
     ts, action = target.get("commitTime"), target.get("action") or "commit"
-    inflight = instant_path(base_path, rollback_ts, "rollback", "INFLIGHT")
+    inflight = instant_path(base_path, rollback_ts, "rollback", "INFLIGHT", layout)
     if not inflight.exists():
         write_atomic(inflight, b"")
     planned: dict[str, list[str]] = {}
@@ -205,7 +230,7 @@ def _execute_rollback(base_path: str, rollback_ts: str, plan: dict[str, Any], vi
                         "the next writer retries it")
     if ts:
         for state in ("INFLIGHT", "REQUESTED"):
-            instant_path(base_path, ts, action, state).unlink(missing_ok=True)
+            instant_path(base_path, ts, action, state, layout).unlink(missing_ok=True)
         shutil.rmtree(marker_dir(base_path, ts), ignore_errors=True)
     meta = {
         "startRollbackTime": rollback_ts,
@@ -220,23 +245,24 @@ def _execute_rollback(base_path: str, rollback_ts: str, plan: dict[str, Any], vi
         "version": 1,
         "instantsRollback": [{"commitTime": ts, "action": action}] if ts else [],
     }
-    write_atomic(instant_path(base_path, rollback_ts, "rollback", "COMPLETED"),
+    write_atomic(complete_path(base_path, rollback_ts, "rollback", layout),
                  avro_models.serialize(avro_models.ROLLBACK_METADATA, meta))
 
 
-def _pending_plan(base_path: str, inst: Instant) -> dict[str, Any] | None:
+def _pending_plan(base_path: str, inst: Instant, layout: int) -> dict[str, Any] | None:
     """The plan in a pending clean's or rollback's ``.requested`` file, or None if it cannot be read."""
     try:
-        return avro_models.deserialize(instant_path(base_path, inst.timestamp, inst.action, "REQUESTED").read_bytes())
+        return avro_models.deserialize(
+            instant_path(base_path, inst.timestamp, inst.action, "REQUESTED", layout).read_bytes())
     except (OSError, ValueError, EOFError):
         return None
 
 
-def _drop_pending(base_path: str, inst: Instant) -> None:
+def _drop_pending(base_path: str, inst: Instant, layout: int) -> None:
     """Remove the files of a pending instant whose plan is unreadable (nothing of it ran: a plan is
     written whole before any step acts on it)."""
     for state in ("INFLIGHT", "REQUESTED"):
-        instant_path(base_path, inst.timestamp, inst.action, state).unlink(missing_ok=True)
+        instant_path(base_path, inst.timestamp, inst.action, state, layout).unlink(missing_ok=True)
 
 
 def finish_pending_rollbacks(base_path: str, timeline: Timeline, view: FileSystemView) -> list[str]:
@@ -244,9 +270,9 @@ def finish_pending_rollbacks(base_path: str, timeline: Timeline, view: FileSyste
     plan again (as Hudi does). Returns the instant times of the rolled-back commits."""
     done = []
     for inst in [i for i in timeline.pending if i.action == "rollback"]:
-        plan = _pending_plan(base_path, inst)
+        plan = _pending_plan(base_path, inst, timeline.layout)
         if not plan:
-            _drop_pending(base_path, inst)
+            _drop_pending(base_path, inst, timeline.layout)
             continue
         _execute_rollback(base_path, inst.timestamp, plan, view)
         done.append((plan.get("instantToRollback") or {}).get("commitTime") or inst.timestamp)
@@ -258,11 +284,11 @@ def finish_pending_cleans(base_path: str, timeline: Timeline) -> int:
     returns the number of files deleted."""
     total = 0
     for inst in [i for i in timeline.pending if i.action == "clean"]:
-        plan = _pending_plan(base_path, inst)
+        plan = _pending_plan(base_path, inst, timeline.layout)
         if not plan:
-            _drop_pending(base_path, inst)
+            _drop_pending(base_path, inst, timeline.layout)
             continue
-        total += _execute_clean(base_path, inst.timestamp, plan)
+        total += _execute_clean(base_path, inst.timestamp, plan, timeline.layout)
     return total
 
 
@@ -381,16 +407,17 @@ def clean(base_path: str, timeline: Timeline, view: FileSystemView, retained: in
         "partitionsToBeDeleted": [],
         "extraMetadata": None,
     }
-    write_atomic(instant_path(base_path, clean_ts, "clean", "REQUESTED"),
+    write_atomic(instant_path(base_path, clean_ts, "clean", "REQUESTED", timeline.layout),
                  avro_models.serialize(avro_models.CLEANER_PLAN, plan))
-    return _execute_clean(base_path, clean_ts, plan, started)
+    return _execute_clean(base_path, clean_ts, plan, timeline.layout, started)
 
 
-def _execute_clean(base_path: str, clean_ts: str, plan: dict[str, Any], started: float | None = None) -> int:
+def _execute_clean(base_path: str, clean_ts: str, plan: dict[str, Any], layout: int,
+                   started: float | None = None) -> int:
     """Carry out a requested clean: ``.clean.inflight`` (the plan again), delete the planned files, then
     ``<t>.clean``. A file already gone counts as deleted, so a killed clean's plan can run again."""
     started = time.monotonic() if started is None else started
-    inflight = instant_path(base_path, clean_ts, "clean", "INFLIGHT")
+    inflight = instant_path(base_path, clean_ts, "clean", "INFLIGHT", layout)
     if not inflight.exists():
         write_atomic(inflight, avro_models.serialize(avro_models.CLEANER_PLAN, plan))
     to_delete: dict[str, list[str]] = {}
@@ -427,7 +454,7 @@ def _execute_clean(base_path: str, clean_ts: str, plan: dict[str, Any], started:
         "bootstrapPartitionMetadata": None,
         "extraMetadata": None,
     }
-    write_atomic(instant_path(base_path, clean_ts, "clean", "COMPLETED"),
+    write_atomic(complete_path(base_path, clean_ts, "clean", layout),
                  avro_models.serialize(avro_models.CLEAN_METADATA, meta))
     return meta["totalFilesDeleted"]
 
@@ -443,7 +470,13 @@ def archive(base_path: str, timeline: Timeline, keep: int = KEEP_MAX_COMMITS) ->
     Only instants older than the earliest retained commit move (their file versions are already
     cleaned), and the newest ``keep`` commits always stay. Files written by an archived commit
     stay visible: readers treat instants older than the active timeline as committed.
+
+    Layout 1 (table version 6) only: layout 2 archives into Hudi's LSM timeline
+    (``.hoodie/timeline/history``), which this engine does not write; it leaves the archival of
+    those tables to Apache Hudi and keeps their instants active.
     """
+    if timeline.layout != 1:
+        return []
     commits = timeline.completed_commits
     earliest = earliest_retained_commit(timeline)
     if len(commits) <= keep or earliest is None:

@@ -1,5 +1,6 @@
-"""Avro payloads of non-commit timeline instants (clean and rollback), as Hudi serialises them:
-an uncompressed Avro container holding one record of a schema in ``org.apache.hudi.avro.model``.
+"""Avro payloads of timeline instants as Hudi serialises them: an uncompressed Avro container
+holding one record of a schema in ``org.apache.hudi.avro.model``. Clean and rollback instants use
+Avro in every table version; commit metadata is Avro from table version 8 on (JSON before).
 """
 
 from __future__ import annotations
@@ -70,6 +71,45 @@ ROLLBACK_METADATA = {"type": "record", "name": "HoodieRollbackMetadata", "namesp
     {"name": "version", "type": ["int", "null"], "default": 1},
     {"name": "instantsRollback", "type": {"type": "array", "items": INSTANT_INFO}, "default": []}]}
 
+_LONG = _opt("long")
+_WRITE_STAT_LONGS = ("numWrites", "numDeletes", "numUpdateWrites", "totalWriteBytes", "totalWriteErrors")
+RUNTIME_STATS = {"type": "record", "name": "HoodieRuntimeStats", "namespace": NS, "fields": [
+    {"name": n, "type": _LONG, "default": None} for n in ("totalScanTime", "totalCreateTime", "totalUpsertTime")]}
+# The fields of HoodieWriteStat in Hudi 1.x's order (as its table version 9 commit files carry them).
+WRITE_STAT = {"type": "record", "name": "HoodieWriteStat", "namespace": NS, "fields": [
+    {"name": "fileId", "type": _opt("string"), "default": None},
+    {"name": "path", "type": _opt("string"), "default": None},
+    {"name": "prevCommit", "type": _opt("string"), "default": None},
+    *[{"name": n, "type": _LONG, "default": None} for n in _WRITE_STAT_LONGS],
+    {"name": "partitionPath", "type": _opt("string"), "default": None},
+    *[{"name": n, "type": _LONG, "default": None} for n in (
+        "totalLogRecords", "totalLogFiles", "totalUpdatedRecordsCompacted", "numInserts", "totalLogBlocks",
+        "totalCorruptLogBlock", "totalRollbackBlocks", "fileSizeInBytes")],
+    {"name": "logVersion", "type": _opt("int"), "default": None},
+    {"name": "logOffset", "type": _LONG, "default": None},
+    {"name": "baseFile", "type": _opt("string"), "default": None},
+    {"name": "logFiles", "type": _opt(_STR_ARRAY), "default": None},
+    {"name": "cdcStats", "type": _opt({"type": "map", "values": "long"}), "default": None},
+    {"name": "prevBaseFile", "type": _opt("string"), "default": None},
+    {"name": "minEventTime", "type": _LONG, "default": None},
+    {"name": "maxEventTime", "type": _LONG, "default": None},
+    {"name": "runtimeStats", "type": _opt(RUNTIME_STATS), "default": None},
+    *[{"name": n, "type": _LONG, "default": None} for n in (
+        "totalLogFilesCompacted", "totalLogReadTimeMs", "totalLogSizeCompacted")],
+    {"name": "tempPath", "type": _opt("string"), "default": None},
+    {"name": "numUpdates", "type": _LONG, "default": None}]}
+_COMMIT_FIELDS = [
+    {"name": "partitionToWriteStats",
+     "type": _opt({"type": "map", "values": {"type": "array", "items": WRITE_STAT}}), "default": None},
+    {"name": "compacted", "type": _opt("boolean"), "default": None},
+    {"name": "extraMetadata", "type": _opt({"type": "map", "values": "string"}), "default": None},
+    {"name": "version", "type": ["int", "null"], "default": 1},
+    {"name": "operationType", "type": _opt("string"), "default": None}]
+COMMIT_METADATA = {"type": "record", "name": "HoodieCommitMetadata", "namespace": NS, "fields": _COMMIT_FIELDS}
+REPLACE_COMMIT_METADATA = {"type": "record", "name": "HoodieReplaceCommitMetadata", "namespace": NS, "fields": [
+    *_COMMIT_FIELDS,
+    {"name": "partitionToReplaceFileIds", "type": _opt({"type": "map", "values": _STR_ARRAY}), "default": None}]}
+
 _PARSED: dict[str, Any] = {}
 
 
@@ -81,6 +121,19 @@ def serialize(schema: dict, record: dict) -> bytes:
     buf = io.BytesIO()
     fastavro.writer(buf, _PARSED[key], [record], codec="null")
     return buf.getvalue()
+
+
+def commit_metadata_avro(metadata: dict[str, Any]) -> bytes:
+    """Commit metadata (the JSON form's keys) as Hudi 1.x writes it for table versions 8 and 9:
+    ``HoodieReplaceCommitMetadata`` when it replaces file groups, else ``HoodieCommitMetadata``."""
+    schema = REPLACE_COMMIT_METADATA if "partitionToReplaceFileIds" in metadata else COMMIT_METADATA
+    record = dict(metadata)
+    stats = record.get("partitionToWriteStats") or {}
+    # The JSON form has no "numUpdates"; Hudi 1.x's own commit files carry 0 there.
+    record["partitionToWriteStats"] = {
+        p: [{**s, "numUpdates": s.get("numUpdates", 0)} for s in ss or []] for p, ss in stats.items()}
+    record.setdefault("version", None)
+    return serialize(schema, record)
 
 
 def deserialize(data: bytes) -> dict:

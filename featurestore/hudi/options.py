@@ -22,6 +22,7 @@ TABLE_TYPE = "hoodie.datasource.write.table.type"
 ENGINE = "engine"
 LOCK_TIMEOUT = "featurestore.lock.timeout.seconds"
 ROW_GROUP_ROWS = "featurestore.parquet.row.group.rows"
+TABLE_VERSION = "hoodie.write.table.version"
 EXTRA_METADATA_PREFIX = "featurestore.commit.metadata."
 
 QUERY_TYPE = "hoodie.datasource.query.type"
@@ -35,7 +36,7 @@ QUERY_TYPES = ("snapshot", "incremental")
 
 WRITE_KEYS = {
     TABLE_NAME, RECORD_KEY, PARTITION_PATH, PRECOMBINE, OPERATION, HIVE_STYLE, URL_ENCODE,
-    MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, TABLE_TYPE, ENGINE, LOCK_TIMEOUT, ROW_GROUP_ROWS,
+    MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, TABLE_TYPE, ENGINE, LOCK_TIMEOUT, ROW_GROUP_ROWS, TABLE_VERSION,
 }
 READ_KEYS = {QUERY_TYPE, AS_OF, BEGIN, END, ENGINE}
 
@@ -44,6 +45,10 @@ DEFAULT_SMALL_FILE_LIMIT = 100 * 1024 * 1024
 DEFAULT_COMMITS_RETAINED = 10
 DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_ROW_GROUP_ROWS = 131_072
+# Table versions the native engine writes: 9 is what Apache Hudi 1.x writes (the default for new
+# tables), 6 what Hudi 0.14/0.15 readers need.
+WRITE_TABLE_VERSIONS = (6, 9)
+DEFAULT_WRITE_TABLE_VERSION = 9
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -104,6 +109,8 @@ class WriteOptions:
     row_group_rows: int
     extra_metadata: dict[str, str]
     raw: dict[str, str]
+    # None: a new table gets DEFAULT_WRITE_TABLE_VERSION, an existing one keeps its own.
+    table_version: int | None = None
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> WriteOptions:
@@ -133,6 +140,14 @@ class WriteOptions:
             lock_timeout = float(opts.get(LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT))
         except ValueError:
             raise HudiOptionError(f"option {LOCK_TIMEOUT} must be a number of seconds") from None
+        table_version = None
+        if opts.get(TABLE_VERSION) not in (None, ""):
+            text = str(opts[TABLE_VERSION]).strip()
+            if text not in {str(v) for v in WRITE_TABLE_VERSIONS}:
+                raise HudiOptionError(
+                    f"option {TABLE_VERSION}: the native engine writes table versions "
+                    f"{' and '.join(map(str, WRITE_TABLE_VERSIONS))}, got {text!r}")
+            table_version = int(text)
         return cls(
             table_name=name,
             record_key_fields=keys,
@@ -150,6 +165,7 @@ class WriteOptions:
             row_group_rows=_positive_int(ROW_GROUP_ROWS, opts.get(ROW_GROUP_ROWS, DEFAULT_ROW_GROUP_ROWS)),
             extra_metadata=extra,
             raw={k: str(v) for k, v in opts.items()},
+            table_version=table_version,
         )
 
 

@@ -1,9 +1,14 @@
 """Snapshot, time-travel and incremental reads as Spark DataFrames.
 
-Version-6 copy-on-write tables (ours and Spark-written ones) are planned here from the timeline
-and the file listing, and scanned by Spark's own parquet reader in parallel. Other tables
-(versions 8 and 9, merge-on-read) are planned by hudi-rs, and each file slice is read (base file
+Copy-on-write tables with parquet base files (version 6, and versions 8 and 9 that the native
+engine wrote into) are planned here from the timeline and the file listing, and scanned by Spark's
+own parquet reader in parallel. Other tables (versions 8 and 9 only Apache Hudi wrote,
+merge-on-read, Lance base files) are planned by hudi-rs, and each file slice is read (base file
 merged with its log files) by hudi-rs's file-group reader inside a Spark task.
+
+Incremental windows ``(begin, end]`` compare commit times as Hudi does: instant times on layout 1
+(table version 6), completion times on layout 2 (versions 8 and 9). Time travel (``as.of.instant``)
+compares instant (requested) times on both.
 """
 
 from __future__ import annotations
@@ -45,9 +50,20 @@ def read(spark: SparkSession, path: str, options: Mapping[str, Any] | None = Non
         # The native planner lists only .parquet files: it would return no rows, not an error.
         raise HudiError(f"table {path} stores its base files as {base_format}; "
                         "this reader reads PARQUET and LANCE base files only")
-    if config.version == 6 and config.table_type == "COPY_ON_WRITE" and base_format == "PARQUET":
+    if config.table_type == "COPY_ON_WRITE" and base_format == "PARQUET" and (
+            config.version == 6 or _written_by_native_engine(path, config)):
         return _read_native(spark, path, config, ropts)
     return _read_with_hudi_rs(spark, path, config, ropts)
+
+
+def _written_by_native_engine(path: str, config: TableConfig) -> bool:
+    """Whether a commit of the active timeline was written by the native engine (its Spark schema
+    is in the commit metadata). Such version 8/9 tables are planned natively, like version 6; tables
+    only Apache Hudi wrote stay with hudi-rs's planner, which handles what Hudi's writers do beyond
+    ours (e.g. timestamp-based key generators whose file types differ from the recorded schema)."""
+    tl = Timeline.load(path, config.version)
+    return any("featurestore.spark.schema" in (tl.read_metadata(i).get("extraMetadata") or {})
+               for i in reversed(tl.completed_commits))
 
 
 def timeline(path: str) -> list[dict[str, Any]]:
@@ -80,7 +96,7 @@ def _empty(spark: SparkSession, schema: T.StructType) -> DataFrame:
 
 
 def _read_native(spark: SparkSession, path: str, config: TableConfig, ropts: ReadOptions) -> DataFrame:
-    tl = Timeline.load(path, 6)
+    tl = Timeline.load(path, config.version)
     view = FileSystemView(path, tl, bool(config.partition_fields))
     data_schema = table_spark_schema(tl, config) or T.StructType([])
     schema = T.StructType(list(META_SCHEMA.fields) + list(data_schema.fields))
@@ -88,11 +104,14 @@ def _read_native(spark: SparkSession, path: str, config: TableConfig, ropts: Rea
     if ropts.query_type == "incremental":
         begin = normalize_instant(ropts.begin)
         latest = tl.latest_commit()
-        end = normalize_instant(ropts.end) if ropts.end else (latest.timestamp if latest else begin)
+        end = normalize_instant(ropts.end) if ropts.end else (
+            (latest.completion_time or latest.timestamp) if latest else begin)
         commits = tl.commits_between(begin, end)
+        # the newest instant time in the window: file versions are named by instant, not completion
+        last = max((c.timestamp for c in commits), default=None)
         if commits:
-            actions.check_readable(tl, end, "an incremental read")
-        files = _incremental_files(tl, view, commits, end)
+            actions.check_readable(tl, last, "an incremental read")
+        files = _incremental_files(tl, view, commits, last) if commits else []
         if config.populate_meta_fields:
             # Without meta fields _hoodie_commit_time is null: keep every row of the touched
             # file groups, as hudi-rs (and the hudi-rs path below) does.

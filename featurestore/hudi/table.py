@@ -1,25 +1,29 @@
-"""The table's ``.hoodie/hoodie.properties``: reading (any version), creating (version 6), and
-checking requested write options against it."""
+"""The table's ``.hoodie/hoodie.properties``: reading (any version), creating (version 9, or 6 by
+option), checking requested write options against it, and turning Hudi's metadata table off."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from featurestore.hudi.errors import HudiOptionError, HudiTableNotFound
-from featurestore.hudi.keys import NON_PARTITIONED, KeySpec
-from featurestore.hudi.options import WriteOptions
+from featurestore.hudi.keys import COMPLEX, NON_PARTITIONED, SIMPLE, KeySpec
+from featurestore.hudi.options import DEFAULT_WRITE_TABLE_VERSION, TABLE_VERSION, WRITE_TABLE_VERSIONS, WriteOptions
 
 HOODIE_DIR = ".hoodie"
 PROPERTIES_FILE = "hoodie.properties"
+METADATA_DIR = "metadata"
 DATABASE = "default"
-WRITE_TABLE_VERSION = 6
 READ_TABLE_VERSIONS = (6, 8, 9)
+# Version 9 names the key generator by type (hoodie.table.keygenerator.type), not by class.
+_KEYGEN_TYPES = {SIMPLE: "SIMPLE", COMPLEX: "COMPLEX", NON_PARTITIONED: "NON_PARTITIONED"}
+METADATA_PARTITION_KEYS = ("hoodie.table.metadata.partitions", "hoodie.table.metadata.partitions.inflight")
 
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 
@@ -76,6 +80,11 @@ class TableConfig:
         return int(self.props.get("hoodie.table.version", "0"))
 
     @property
+    def layout(self) -> int:
+        """Timeline layout: 2 from table version 8 on, else 1."""
+        return 2 if self.version >= 8 else 1
+
+    @property
     def table_type(self) -> str:
         """``COPY_ON_WRITE`` or ``MERGE_ON_READ``."""
         return self.props.get("hoodie.table.type", "COPY_ON_WRITE").upper()
@@ -88,7 +97,8 @@ class TableConfig:
     @property
     def partition_fields(self) -> tuple[str, ...]:
         """``hoodie.table.partition.fields`` (empty for a non-partitioned table)."""
-        if self.props.get("hoodie.table.keygenerator.class") == NON_PARTITIONED:
+        if (self.props.get("hoodie.table.keygenerator.class") == NON_PARTITIONED
+                or self.props.get("hoodie.table.keygenerator.type", "").upper() == "NON_PARTITIONED"):
             return ()
         return tuple(f for f in self.props.get("hoodie.table.partition.fields", "").split(",") if f)
 
@@ -123,13 +133,22 @@ class TableConfig:
         raw = self.props.get("hoodie.table.create.schema")
         return json.loads(raw) if raw else None
 
+    def check_writable(self) -> None:
+        """Raise :class:`HudiOptionError` unless the native engine can write this table's version."""
+        if self.version not in WRITE_TABLE_VERSIONS:
+            raise HudiOptionError(
+                f"table {self.base_path} has table version {self.version}; the native engine writes table "
+                f"versions {' and '.join(map(str, WRITE_TABLE_VERSIONS))} only and never upgrades or downgrades "
+                f"a table (it reads versions {', '.join(map(str, READ_TABLE_VERSIONS))}); nothing was written"
+            )
+
     def check_write_options(self, opts: WriteOptions) -> None:
         """Raise :class:`HudiOptionError` naming every option that contradicts this table."""
-        if self.version != WRITE_TABLE_VERSION:
+        self.check_writable()
+        if opts.table_version is not None and opts.table_version != self.version:
             raise HudiOptionError(
-                f"table {self.base_path} has table version {self.version}; this engine writes version "
-                f"{WRITE_TABLE_VERSION} tables only (it reads versions {', '.join(map(str, READ_TABLE_VERSIONS))})"
-            )
+                f"option {TABLE_VERSION}={opts.table_version} but the table at {self.base_path} has table version "
+                f"{self.version}; the native engine never upgrades or downgrades a table")
         if self.table_type != "COPY_ON_WRITE":
             raise HudiOptionError(f"table {self.base_path} is {self.table_type}; only COPY_ON_WRITE tables are written")
         mismatches = []
@@ -173,22 +192,43 @@ def load_table_config(base_path: str) -> TableConfig:
     props = parse_properties(path.read_text(encoding="utf-8"))
     config = TableConfig(str(base_path), props)
     if config.version not in READ_TABLE_VERSIONS:
-        raise HudiOptionError(f"table {base_path}: unsupported hoodie.table.version {config.version}")
+        raise HudiOptionError(
+            f"table {base_path} has table version {config.version} (hoodie.table.version), which the native "
+            f"engine neither reads nor writes (it reads versions {', '.join(map(str, READ_TABLE_VERSIONS))} and writes "
+            f"{' and '.join(map(str, WRITE_TABLE_VERSIONS))})")
     return config
 
 
 def create_table(base_path: str, opts: WriteOptions, create_schema: dict) -> TableConfig:
-    """Create ``.hoodie/`` with ``hoodie.properties`` for a new version-6 copy-on-write table."""
+    """Create ``.hoodie/`` with ``hoodie.properties`` for a new copy-on-write table of the version
+    ``opts`` asks for (default 9, as Apache Hudi 1.x creates them; or 6)."""
+    version = opts.table_version or DEFAULT_WRITE_TABLE_VERSION
     root = hoodie_dir(base_path)
-    for sub in (".aux/.bootstrap/.partitions", ".aux/.bootstrap/.fileids", ".schema", ".temp", "archived"):
+    subs = [".aux/.bootstrap/.partitions", ".aux/.bootstrap/.fileids", ".schema", ".temp"]
+    subs.append("timeline/history" if version >= 8 else "archived")
+    for sub in subs:
         (root / sub).mkdir(parents=True, exist_ok=True)
     spec = KeySpec(opts.record_key_fields, opts.partition_fields, opts.hive_style, opts.url_encode)
     props = {
         "hoodie.table.name": opts.table_name,
         "hoodie.database.name": DATABASE,
         "hoodie.table.type": "COPY_ON_WRITE",
-        "hoodie.table.version": str(WRITE_TABLE_VERSION),
-        "hoodie.timeline.layout.version": "1",
+        "hoodie.table.version": str(version),
+    }
+    if version >= 8:
+        props.update({
+            "hoodie.table.initial.version": str(version),
+            "hoodie.timeline.layout.version": "2",
+            "hoodie.timeline.path": "timeline",
+            "hoodie.timeline.history.path": "history",
+            "hoodie.table.format": "native",
+            # how Hudi 1.x merges an incoming record with the stored one: what this engine does
+            "hoodie.record.merge.mode": "EVENT_TIME_ORDERING" if opts.precombine_field else "COMMIT_TIME_ORDERING",
+            "hoodie.table.keygenerator.type": _KEYGEN_TYPES[spec.key_generator_class],
+        })
+    else:
+        props["hoodie.timeline.layout.version"] = "1"
+    props.update({
         "hoodie.table.base.file.format": "PARQUET",
         "hoodie.table.recordkey.fields": ",".join(opts.record_key_fields),
         "hoodie.table.keygenerator.class": spec.key_generator_class,
@@ -199,14 +239,37 @@ def create_table(base_path: str, opts: WriteOptions, create_schema: dict) -> Tab
         "hoodie.table.timeline.timezone": "UTC",
         "hoodie.archivelog.folder": "archived",
         "hoodie.table.create.schema": json.dumps(create_schema, separators=(",", ":")),
-    }
+    })
     if opts.partition_fields:
         props["hoodie.table.partition.fields"] = ",".join(opts.partition_fields)
     if opts.precombine_field:
-        props["hoodie.table.precombine.field"] = opts.precombine_field
+        # version 9 calls the ordering field(s) hoodie.table.ordering.fields
+        props["hoodie.table.ordering.fields" if version >= 9 else "hoodie.table.precombine.field"] = \
+            opts.precombine_field
     props["hoodie.table.checksum"] = str(table_checksum(opts.table_name))
     write_properties(root / PROPERTIES_FILE, props)
     return TableConfig(str(base_path), props)
+
+
+def disable_metadata_table(config: TableConfig) -> TableConfig:
+    """Turn Hudi's metadata table off as Hudi does when it is disabled: no metadata partition left in
+    ``hoodie.properties`` (readers then list files instead), then ``.hoodie/metadata`` removed.
+
+    The native engine does not maintain the metadata table; left on, it would list the files of
+    the commits before ours only. Hudi builds it anew from the file listing when it next writes
+    with the metadata table enabled. Returns the (possibly) updated configuration.
+    """
+    folder = hoodie_dir(config.base_path) / METADATA_DIR
+    props = dict(config.props)
+    if any(props.get(k) for k in METADATA_PARTITION_KEYS):
+        for key in METADATA_PARTITION_KEYS:
+            if key in props:
+                props[key] = ""
+        # properties first: from then on no reader uses the metadata table, so removing it is safe
+        write_properties(hoodie_dir(config.base_path) / PROPERTIES_FILE, props)
+    if folder.exists():
+        shutil.rmtree(folder)
+    return TableConfig(config.base_path, props)
 
 
 def write_properties(path: Path, props: dict[str, str]) -> None:
@@ -223,4 +286,8 @@ def write_properties(path: Path, props: dict[str, str]) -> None:
         lines.append(f"hoodie.table.checksum={props['hoodie.table.checksum']}")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # A Hudi writer on Hadoop's local file system leaves a checksum beside the file
+    # (.hoodie.properties.crc); against new contents it would make Hudi's reads fail. Without it
+    # Hadoop does not verify. Removed first, so no reader ever sees new contents with the old checksum.
+    path.with_name(f".{path.name}.crc").unlink(missing_ok=True)
     os.replace(tmp, path)

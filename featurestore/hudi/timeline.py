@@ -2,8 +2,11 @@
 
 Table version 6 (layout 1) keeps instants directly in ``.hoodie/``: ``<t>.<action>`` when
 completed, ``<t>.<action>.requested`` / ``<t>.<action>.inflight`` while pending (a commit's
-inflight file is plain ``<t>.inflight``). Versions 8 and 9 (layout 2) keep them in
-``.hoodie/timeline/``, completed ones named ``<requested>_<completed>.<action>``.
+inflight file is plain ``<t>.inflight``), commit metadata as JSON. Versions 8 and 9 (layout 2)
+keep them in ``.hoodie/timeline/``, completed ones named ``<requested>_<completed>.<action>``
+(a completed file without the completion time is a "legacy" instant, e.g. from before an upgrade:
+Hudi takes its completion time from the file's modification time), commit metadata as Avro, and
+archived instants in the LSM timeline under ``.hoodie/timeline/history/``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ ACTIONS = ("commit", "deltacommit", "replacecommit", "clean", "rollback", "savep
            "restore", "indexing", "logcompaction", "clustering")
 _V1_NAME = re.compile(r"^(\d{14}|\d{17})\.([a-z]+)(?:\.(requested|inflight))?$")
 _V2_COMPLETED = re.compile(r"^(\d{14}|\d{17})_(\d{14}|\d{17})\.([a-z]+)$")
+_LSM_FILE = re.compile(r"^(\d{14}|\d{17})_(\d{14}|\d{17})_\d+\.parquet$")
 INSTANT_FORMAT = "%Y%m%d%H%M%S"
 
 
@@ -118,9 +122,12 @@ class Timeline:
     instants: list[Instant]
 
     @classmethod
-    def load(cls, base_path: str, table_version: int = 6) -> Timeline:
-        """List the active timeline of the table at ``base_path``."""
-        layout = 2 if table_version >= 8 else 1
+    def load(cls, base_path: str, table_version: int | None = None) -> Timeline:
+        """List the active timeline of the table at ``base_path`` (``table_version`` None: the one
+        ``hoodie.properties`` names; a table that does not exist yet has an empty timeline)."""
+        if table_version is None:
+            table_version = table_version_of(base_path)
+        layout = layout_of(table_version)
         folder = timeline_dir(base_path, layout)
         names = os.listdir(folder) if folder.is_dir() else []
         parse = _parse_v2 if layout == 2 else _parse_v1
@@ -196,20 +203,48 @@ class Timeline:
         return None
 
     def new_instant_time(self) -> str:
-        """A fresh instant, strictly after every instant on the timeline (and now, in UTC)."""
+        """A fresh instant, strictly after every instant on the timeline, requested or completed
+        (and now, in UTC): Hudi 1.x draws requested and completion times from one clock."""
         now = datetime_to_instant(datetime.now(UTC))
-        newest = max((i.timestamp for i in self.instants), default="")
+        newest = max((t for i in self.instants for t in (i.timestamp, i.completion_time or "")), default="")
         archived = _newest_archived(self.base_path)
         floor = max(newest, archived)
         if floor and now <= floor:
             now = datetime_to_instant(instant_to_datetime(floor) + timedelta(milliseconds=1))
         return now
 
+    def completion_time_of(self, instant: str) -> str | None:
+        """The completion time of a completed commit (its instant time on layout 1); None if unknown."""
+        for inst in self.completed_commits:
+            if inst.timestamp == instant:
+                return inst.completion_time or inst.timestamp
+        return None
+
 
 def _newest_archived(base_path: str) -> str:
+    """The newest instant time in the archived timeline (layout 1 files, or the LSM history's names)."""
+    stamps = []
     folder = Path(base_path) / ".hoodie" / "archived"
-    stamps = [m.group(1) for n in (os.listdir(folder) if folder.is_dir() else []) if (m := _V1_NAME.match(n))]
+    stamps += [m.group(1) for n in (os.listdir(folder) if folder.is_dir() else []) if (m := _V1_NAME.match(n))]
+    history = Path(base_path) / ".hoodie" / "timeline" / "history"
+    stamps += [m.group(2) for n in (os.listdir(history) if history.is_dir() else []) if (m := _LSM_FILE.match(n))]
     return max(stamps, default="")
+
+
+def layout_of(table_version: int) -> int:
+    """The timeline layout of a table version: 2 from version 8 on, else 1."""
+    return 2 if table_version >= 8 else 1
+
+
+def table_version_of(base_path: str) -> int:
+    """``hoodie.table.version`` of the table at ``base_path``; 6 (layout 1) when there is no table."""
+    path = Path(base_path) / ".hoodie" / "hoodie.properties"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return 6
+    m = re.search(r"^\s*hoodie\.table\.version\s*[=:]\s*(\d+)\s*$", text, re.MULTILINE)
+    return int(m.group(1)) if m else 6
 
 
 def timeline_dir(base_path: str, layout: int = 1) -> Path:

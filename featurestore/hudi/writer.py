@@ -3,10 +3,11 @@
 Every write is one instant on the timeline. The sequence (each step only after the previous one
 succeeded): validate options and data (nothing written on error) -> take the table lock -> finish
 what a killed writer left (pending rollbacks and cleans re-run from their plans, unfinished commits
-rolled back, stale marker folders removed; :func:`actions.recover`) -> ``<t>.commit.requested``
-and ``<t>.inflight`` -> executors write the new base files -> remove files of failed task attempts
--> ``<t>.commit`` (atomic rename: the commit point) -> clean and archive. A failure before the
-commit point rolls the instant back.
+rolled back, stale marker folders removed; :func:`actions.recover`) -> turn Hudi's metadata table
+off if another writer left it on -> ``<t>.commit.requested`` and ``<t>.inflight`` -> executors
+write the new base files -> remove files of failed task attempts -> ``<t>.commit`` (table version
+9: ``<t>_<completion>.commit``; atomic rename: the commit point) -> clean and archive. A failure
+before the commit point rolls the instant back.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from featurestore.hudi.file_writer import (
 )
 from featurestore.hudi.fs_view import BaseFile, FileSystemView
 from featurestore.hudi.keys import KeySpec, file_id_of, partition_path_column, record_key_column
-from featurestore.hudi.options import WriteOptions
+from featurestore.hudi.options import DEFAULT_WRITE_TABLE_VERSION, WriteOptions
 from featurestore.hudi.schema import (
     META_COLUMNS,
     evolve_schema,
@@ -45,7 +46,13 @@ from featurestore.hudi.schema import (
     to_avro_schema,
     with_meta_fields,
 )
-from featurestore.hudi.table import TableConfig, create_table, load_table_config, table_exists
+from featurestore.hudi.table import (
+    TableConfig,
+    create_table,
+    disable_metadata_table,
+    load_table_config,
+    table_exists,
+)
 from featurestore.hudi.timeline import Timeline
 
 SPARK_SCHEMA_KEY = "featurestore.spark.schema"
@@ -127,7 +134,8 @@ def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
         config = load_table_config(path) if table_exists(path) else None
         if config is not None:
             config.check_write_options(opts)
-        timeline = Timeline.load(path)
+        version = config.version if config is not None else (opts.table_version or DEFAULT_WRITE_TABLE_VERSION)
+        timeline = Timeline.load(path, version)
         view = FileSystemView(path, timeline, bool(opts.partition_fields))
         table_schema = table_spark_schema(timeline, config)
         if delete:
@@ -161,6 +169,7 @@ def write(df: DataFrame, path: str, options: Mapping[str, Any]) -> CommitResult:
                 config = create_table(path, opts, to_avro_schema(new_schema, opts.table_name, create_style=True))
             if summary["n"] == 0:
                 return CommitResult(None, opts.operation)
+            config = disable_metadata_table(config)
             instant = timeline.new_instant_time()
             # Finish what a killed writer left (rollbacks, unfinished commits, cleans, markers) first.
             recovery = actions.recover(path, timeline, bool(opts.partition_fields), instant)
@@ -317,17 +326,18 @@ class WritePlan:
     # -- execution ----------------------------------------------------------------------------
     def execute(self, instant: str, avro: dict, rolled: list[str]) -> CommitResult:
         action = "replacecommit" if self.op.startswith("insert_overwrite") else "commit"
+        layout = self.timeline.layout
         inflight = {"partitionToWriteStats": {}, "compacted": False, "extraMetadata": {},
                     "operationType": self.op.upper()}
-        actions.request_instant(self.path, instant, action, inflight)
+        actions.request_instant(self.path, instant, action, inflight, layout)
         try:
             rows, old_files, replaced = self._rows()
             stats = self._run(rows, instant, avro, old_files)
             self._remove_failed_attempts(instant, stats)
             for partition in {s["partition"] for s in stats}:
                 actions.write_partition_metadata(self.path, partition, instant)
-            metadata = self._commit_metadata(stats, avro, replaced)
-            actions.complete_instant(self.path, instant, action, metadata)
+            metadata = self._commit_metadata(stats, avro, replaced, old_files)
+            actions.complete_instant(self.path, instant, action, metadata, layout)
         except BaseException:
             timeline = Timeline.load(self.path)
             actions.rollback_pending(self.path, timeline, FileSystemView(self.path, timeline,
@@ -451,7 +461,8 @@ class WritePlan:
                 except FileNotFoundError:
                     pass
 
-    def _commit_metadata(self, stats: list[dict], avro: dict, replaced: dict[str, list[str]]) -> dict:
+    def _commit_metadata(self, stats: list[dict], avro: dict, replaced: dict[str, list[str]],
+                         old_files: dict[str, tuple[str, str]]) -> dict:
         by_partition: dict[str, list[dict]] = {}
         for s in sorted(stats, key=lambda s: (s["partition"], s["file_id"])):
             rel = f"{s['partition']}/{s['file_name']}" if s["partition"] else s["file_name"]
@@ -467,6 +478,10 @@ class WritePlan:
                                  "totalUpsertTime": s["write_ms"] if s["prev_commit"] != "null" else 0,
                                  "totalCreateTime": s["write_ms"] if s["prev_commit"] == "null" else 0},
             })
+            if self.timeline.layout == 2:
+                # Hudi 1.x records the base file a merge replaced (its Avro write stats have the field)
+                previous = old_files.get(s["file_id"]) if s["prev_commit"] != "null" else None
+                by_partition[s["partition"]][-1]["prevBaseFile"] = previous[0].rsplit("/", 1)[-1] if previous else None
         extra = {"schema": json.dumps(avro, separators=(",", ":")), SPARK_SCHEMA_KEY: self.schema.json()}
         extra.update(self.opts.extra_metadata)
         metadata: dict[str, Any] = {"partitionToWriteStats": by_partition, "compacted": False,
@@ -518,6 +533,7 @@ def clean(path: str, commits_retained: int, lock_timeout: float = 60.0) -> int:
     if commits_retained < 1:
         raise ValueError(f"commits_retained must be at least 1, got {commits_retained}")
     config = load_table_config(path)
+    config.check_writable()
     with actions.table_lock(path, lock_timeout):
         timeline = Timeline.load(path)
         recovery = actions.recover(path, timeline, bool(config.partition_fields), timeline.new_instant_time())

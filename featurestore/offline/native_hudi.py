@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from featurestore import hudi
 from featurestore.errors import OfflineStoreError
 from featurestore.hudi.table import table_exists
-from featurestore.hudi.timeline import instant_to_datetime, normalize_instant
+from featurestore.hudi.timeline import Timeline, instant_to_datetime, normalize_instant
 from featurestore.model.records import CommitInfo, CommitOutcome
 from featurestore.offline.interface import WRITE_OPERATIONS, OfflineTable
 
@@ -124,9 +124,18 @@ class NativeHudiTable(OfflineTable):
         return df if include_meta else self.drop_meta(df)
 
     def read_changes(self, start: str, end: str | None = None, include_meta: bool = False) -> DataFrame:
-        """Incremental read of the commits in (start, end]."""
+        """Incremental read of the commits in (start, end].
+
+        ``start`` and ``end`` are commit ids (instant times) or times. On table version 9 Hudi's
+        incremental window compares completion times, so a commit id becomes its commit's
+        completion time (the commit ``start`` itself stays out of the window, ``end`` in it).
+        """
         if not self.exists():
             return self.empty(include_meta)
+        timeline = Timeline.load(self.location)
+        if timeline.layout == 2:
+            start = timeline.completion_time_of(start) or start
+            end = (timeline.completion_time_of(end) or end) if end is not None else None
         options = {"hoodie.datasource.query.type": "incremental",
                    "hoodie.datasource.read.begin.instanttime": start}
         if end is not None:
