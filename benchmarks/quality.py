@@ -12,17 +12,23 @@ values), ``country`` (8 values), ``email`` (90% valid), ``amount`` (double, 5% n
 1. a 10-constraint suite (``verify``) vs ONE plain scan computing the same aggregates by hand
    (``df.agg`` of the same counts/min/max/mean/pattern sums + the same ``groupBy(id)`` for the
    uniqueness); goal <= 1.3x;
-2. Great Expectations running the equivalent expectations, if it imports (goal: slower than ours).
+2. Deequ itself (``benchmarks/deequ_reference.py`` in ``.venv-reference``: Deequ 2.0.7 on Spark 3.5, the
+   nearest served) running the same suite on the same files with the same master, best of ``--runs``;
+   goal: ours <= 1.0x Deequ's time; and the suite on a 1,000-row micro-batch, as a streaming insert
+   validates each batch, mean of ``--micro-batches``; goal: ours faster (``--no-deequ`` skips both);
+3. Great Expectations running the equivalent expectations, if it imports (goal: slower than ours).
    It is not a dependency; to include it: ``pip install --target /tmp/ge great_expectations`` and
    ``--ge-path /tmp/ge``;
-3. statistics with histograms and correlations (``compute_statistics``) vs the plain scan.
+4. statistics with histograms and correlations (``compute_statistics``) vs the plain scan.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 GOAL_SUITE_RATIO = 1.3
+GOAL_DEEQU_RATIO = 1.0
+MICRO_ROWS = 1_000
 COUNTRIES = ["DE", "FR", "US", "GB", "IN", "BR", "JP", "SE"]
 
 
@@ -111,6 +119,20 @@ def run_great_expectations(df) -> tuple[float | None, str]:
         return None, f"failed ({type(exc).__name__}: {str(exc)[:120]})"
 
 
+def run_deequ(path: str, micro_path: str, args) -> dict:
+    """Deequ on the same files, in the reference environment (a separate process: Spark 3.5)."""
+    python = ROOT / ".venv-reference" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"quality benchmark: {python} missing; run ./bootstrap.sh (or pass --no-deequ)")
+    done = subprocess.run([str(python), str(ROOT / "benchmarks" / "deequ_reference.py"), "--path", path,
+                           "--micro-path", micro_path, "--micro-batches", str(args.micro_batches),
+                           "--runs", str(args.runs), "--master", args.master, "--driver-memory", args.driver_memory],
+                          capture_output=True, text=True, env={**os.environ, "SPARK_VERSION": "3.5"})
+    if done.returncode != 0:
+        raise SystemExit(f"quality benchmark: Deequ failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def best_of(runs: int, fn) -> float:
     times = []
     for _ in range(runs):
@@ -126,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument("--micro-batches", type=int, default=20)
+    parser.add_argument("--no-deequ", action="store_true", help="skip Deequ (the reference environment)")
     parser.add_argument("--ge-path", help="a folder with Great Expectations installed (pip install --target), "
                                           "appended to sys.path so our pinned packages still win")
     args = parser.parse_args(argv)
@@ -154,6 +178,16 @@ def main(argv: list[str] | None = None) -> int:
 
         t_suite = best_of(args.runs, run_suite)
         t_stats = best_of(args.runs, lambda: compute_statistics(df, {"histograms": True, "correlations": True}))
+        micro_path = os.path.join(work, "micro")
+        make_data(spark, MICRO_ROWS, micro_path)
+        micro = spark.read.parquet(micro_path).cache()
+        micro.count()
+        verify(micro, suite())  # the first batch of a stream pays the set-up; measure the steady state
+        start = time.perf_counter()
+        for _ in range(args.micro_batches):
+            verify(micro, suite())
+        t_micro = (time.perf_counter() - start) / args.micro_batches
+        deequ = None if args.no_deequ else run_deequ(path, micro_path, args)
         t_ge, ge_note = run_great_expectations(df)
         load = os.getloadavg()[0]
         print(f"\nquality benchmark: {args.rows:,} rows, master {args.master}, best of {args.runs}, "
@@ -164,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
              f"<= {GOAL_SUITE_RATIO}x", t_suite / t_plain <= GOAL_SUITE_RATIO),
             ("statistics, histograms + correlations", t_stats, "plain scan, same aggregates", t_plain, "-", None),
         ]
+        if deequ is not None:
+            print(f"Deequ {deequ['spark']} (reference environment) suite status: {deequ['status']}")
+            rows.append(("10-constraint suite (verify)", t_suite, "Deequ, same suite and files", deequ["suite_s"],
+                         f"<= {GOAL_DEEQU_RATIO}x", t_suite / deequ["suite_s"] <= GOAL_DEEQU_RATIO))
+            rows.append((f"suite on a {MICRO_ROWS:,}-row micro-batch", t_micro, "Deequ, same batch",
+                         deequ["micro_s"], "faster", t_micro < deequ["micro_s"]))
         if t_ge is not None:
             rows.append(("10-constraint suite (verify)", t_suite, "Great Expectations, same suite", t_ge,
                          "faster", t_suite < t_ge))
