@@ -129,7 +129,7 @@ def test_read_changes_with_hsfs_names_and_the_older_keywords(timeline):
 
 def test_as_of_applies_to_every_joined_feature_group(timeline):
     _, cards, trans, commits, times, (_, trans_time) = timeline
-    query = trans.select(["tid", "cc_num", "amount"]).join(cards.select(["limit_eur"]))
+    query = trans.select(["tid", "cc_num", "amount"]).join(cards.select(["limit_eur"]), on=["cc_num"])
     # now: each transaction (at hour 2) takes the card row of the newest event time <= hour 2; c2 is deleted,
     # c3's row of hour 3 is newer than the transaction
     now = {(r["tid"], r["limit_eur"]) for r in query.read().collect()}
@@ -139,7 +139,7 @@ def test_as_of_applies_to_every_joined_feature_group(timeline):
     assert times[0] < trans_time < times[1]
     assert then == {(1, 10), (2, 20), (3, None)}
     # as_of on the sub-query before the join applies to that feature group only
-    mixed = trans.select(["tid", "cc_num"]).join(cards.select(["limit_eur"]).as_of(times[1]))
+    mixed = trans.select(["tid", "cc_num"]).join(cards.select(["limit_eur"]).as_of(times[1]), on=["cc_num"])
     assert {(r["tid"], r["limit_eur"]) for r in mixed.read().collect()} == {(1, 11), (2, 20), (3, 30)}
     # before the first commit of a joined feature group: the error names that one
     reverse = cards.select(["cc_num", "limit_eur"]).join(trans.select(["amount"]), on=["cc_num"])
