@@ -26,7 +26,7 @@ from featurestore.quality import history as quality_history
 from featurestore.quality.report import write_report
 from featurestore.quality.statistics import statistics_config
 from featurestore.quality.suite import ExpectationSuite, ValidationReport, as_suite, verify
-from featurestore.query import FeatureColumn, Query, QueryError
+from featurestore.query import FeatureColumn, Query, QueryError, timetravel
 
 if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
@@ -285,10 +285,11 @@ class FeatureGroup(_FeatureGroupBase):
     # -- reads -------------------------------------------------------------------------------
     def read(self, as_of: str | dt.datetime | None = None, include_meta: bool = False,
              online: bool = False, wallclock_time: str | dt.datetime | None = None) -> DataFrame:
-        """The snapshot as a Spark DataFrame, or the state as of a commit id or a time.
+        """The snapshot as a Spark DataFrame, or the state as of a commit id or a time (UTC).
 
-        ``wallclock_time`` is hsfs's name of ``as_of`` (a time, or a commit id). ``online=True`` reads the
-        online table instead (Spark JDBC; on SQLite through the driver).
+        ``wallclock_time`` is hsfs's name of ``as_of``. A time exactly at a commit includes it; a time before
+        the first commit is an error naming that commit. ``online=True`` reads the online table instead
+        (Spark JDBC; on SQLite through the driver).
         """
         if wallclock_time is not None:
             if as_of is not None:
@@ -296,19 +297,67 @@ class FeatureGroup(_FeatureGroupBase):
             as_of = wallclock_time
         if online:
             return self._read_online(as_of, include_meta)
-        table = self._table
-        return table.read(as_of=table.commit_id(as_of) if as_of is not None else None, include_meta=include_meta)
+        commit = timetravel.read_commit(self._fs, self._record, as_of, "as_of") if as_of is not None else None
+        return self._table.read(as_of=commit, include_meta=include_meta)
 
-    def read_changes(self, start_commit: str, end_commit: str | None = None,
-                     include_meta: bool = False) -> DataFrame:
-        """Rows written by the commits after ``start_commit`` up to ``end_commit`` (inclusive)."""
-        table = self._table
-        return table.read_changes(table.commit_id(start_commit),
-                                  table.commit_id(end_commit) if end_commit is not None else None, include_meta)
+    def read_changes(self, start_wallclock_time: str | int | dt.datetime | None = None,
+                     end_wallclock_time: str | int | dt.datetime | None = None,
+                     read_options: dict[str, Any] | None = None, include_meta: bool = False, *,
+                     start_commit: str | None = None, end_commit: str | None = None) -> DataFrame:
+        """Rows written by the commits after ``start_wallclock_time`` up to ``end_wallclock_time`` (inclusive;
+        None = the latest), as they are at the end: hsfs's ``fg.as_of(end, exclude_until=start).read()``.
 
-    def as_of(self, commit_or_time: Any) -> Query:
-        """``select_all().as_of(commit_or_time)``: the feature group as of a commit id or time."""
-        return self.select_all().as_of(commit_or_time)
+        Both are times (UTC) or commit ids; ``start_commit``/``end_commit`` are the same under their older
+        names. A start before the first commit reads from the first commit; an end before it is an error.
+        ``read_options`` (hsfs's) change nothing here.
+        """
+        if start_commit is not None:
+            if start_wallclock_time is not None:
+                raise FeatureGroupError("read_changes: pass start_wallclock_time or start_commit, not both")
+            start_wallclock_time = start_commit
+        if end_commit is not None:
+            if end_wallclock_time is not None:
+                raise FeatureGroupError("read_changes: pass end_wallclock_time or end_commit, not both")
+            end_wallclock_time = end_commit
+        if start_wallclock_time is None:
+            raise FeatureGroupError("read_changes needs start_wallclock_time (a time or a commit id)")
+        end, start = timetravel.resolve(self._fs, self._record, end_wallclock_time, start_wallclock_time)
+        return self._table.read_changes(start or timetravel.BEFORE_FIRST, end, include_meta)
+
+    def as_of(self, wallclock_time: str | int | dt.datetime | None = None,
+              exclude_until: str | int | dt.datetime | None = None) -> Query:
+        """``select_all().as_of(wallclock_time, exclude_until)``: the feature group as of a commit id or time,
+        and with ``exclude_until`` only the changes after it (see :meth:`Query.as_of`)."""
+        return self.select_all().as_of(wallclock_time, exclude_until)
+
+    # -- schema ------------------------------------------------------------------------------
+    def append_features(self, features: Feature | list[Feature]) -> FeatureGroup:
+        """Add features to this version (hsfs's call): each a :class:`Feature` (``Feature("channel",
+        "string")``), nullable, after the existing ones. Rows already written read them as null; inserts
+        from then on must hold them. The only other way to add a feature is an insert with
+        ``write_options={"schema_evolution": True}``."""
+        new = [features] if isinstance(features, Feature) else list(features) if isinstance(features, list) else None
+        if not new or any(not isinstance(f, Feature) for f in new):
+            raise FeatureGroupError(f"append_features on {self._record.label} needs a Feature or a non-empty list of "
+                                    f"Features (Feature(name, type)), got {features!r}")
+        record = self._fs.refresh(self._record)
+        if not record.features:
+            raise FeatureGroupError(f"feature group {record.label} has no features yet: insert data first, or "
+                                    "declare them with features= when creating it")
+        taken = {f.name.lower(): f.name for f in record.features}
+        for f in new:
+            if not isinstance(f.name, str) or not f.name.strip():
+                raise FeatureGroupError(f"append_features on {record.label}: a feature name must be a non-empty "
+                                        f"string, got {f.name!r}")
+            if f.name.lower() in taken:
+                # Spark resolves column names case-insensitively: 'Amount' would shadow 'amount'
+                raise FeatureGroupError(f"append_features on {record.label}: feature {f.name!r} is already a "
+                                        f"feature ({taken[f.name.lower()]!r})")
+            taken[f.name.lower()] = f.name
+        added = [Feature(f.name, f.type_json, f.description, False, False) for f in new]
+        self._record = record
+        self._update(features=[f.to_dict() for f in [*record.features, *added]])
+        return self
 
     def commit_details(self, limit: int | None = None) -> dict[str, dict[str, Any]]:
         """``{commit_id: {"committedOn", "rowsInserted", "rowsUpdated", "rowsDeleted", ...}}``, newest first.

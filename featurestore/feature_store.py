@@ -432,6 +432,19 @@ class FeatureStore:
         """The built-ins and every registered transformation function version."""
         return transformation_catalog.list_all(self)
 
+    def get_or_create_feature_view(self, name: str, version: int | None = None, query: Any = None,
+                                   labels: list[str] | str | None = None, description: str = "",
+                                   transformation_functions: Any = None) -> FeatureView:
+        """hsfs's call: the feature view ``name`` version ``version`` if it exists (None: the latest), else
+        :meth:`create_feature_view` with these arguments (version 1 when None). An existing view is returned
+        as it is: its query and labels are not compared with the ones given."""
+        record = self.registry.find_feature_view(self.id, name, version)
+        if record is not None:
+            return FeatureView(self, record)
+        extra = {} if transformation_functions is None else {"transformation_functions": transformation_functions}
+        return self.create_feature_view(name, version=version or 1, query=query, labels=labels,
+                                        description=description, **extra)
+
     def get_feature_view(self, name: str, version: int | None = None) -> FeatureView:
         """A feature view version (None = the latest)."""
         record = self.registry.find_feature_view(self.id, name, version)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import getpass
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark import StorageLevel
@@ -47,8 +49,64 @@ INSERT_OPERATIONS = ("upsert", "insert", "bulk_insert", "insert_overwrite", "ins
 STORAGES = (None, "offline", "online")
 
 
-def check_input(record: FeatureGroupRecord, df: DataFrame) -> T.StructType | None:
-    """Check ``df`` against the feature group; returns the evolved schema if the write changes it."""
+#: write option of ``fg.insert`` that lets a batch add new (nullable) features to the version
+SCHEMA_EVOLUTION_OPTION = "schema_evolution"
+# integral types from narrow to wide, and the decimal digits each holds whole
+_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+_INTEGRAL_DIGITS = {T.ByteType: 3, T.ShortType: 5, T.IntegerType: 10, T.LongType: 19}
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """How a batch fits its feature group: the schema to register after the write (None: unchanged) and
+    the incoming columns cast to the registered type (safe widenings such as int into bigint)."""
+
+    evolved: T.StructType | None = None
+    casts: Mapping[str, T.DataType] = field(default_factory=dict)
+
+
+def widens(incoming: T.DataType, registered: T.DataType) -> bool:
+    """Whether every value of ``incoming`` converts exactly to ``registered``: a wider integer, a float or
+    double that holds the integer exactly (byte/short into float, up to int into double), float into double,
+    a decimal with at least as many integer and fraction digits. Nothing else (no strings, no narrowing,
+    no long into double, which loses digits past 2**53, no date into timestamp, which depends on the session
+    time zone)."""
+    src, dst = type(incoming), type(registered)
+    if src in _INTEGRAL and dst in _INTEGRAL:
+        return _INTEGRAL.index(src) < _INTEGRAL.index(dst)
+    if src in _INTEGRAL and dst is T.FloatType:
+        return src in (T.ByteType, T.ShortType)
+    if src in _INTEGRAL and dst is T.DoubleType:
+        return src is not T.LongType
+    if src is T.FloatType and dst is T.DoubleType:
+        return True
+    if isinstance(registered, T.DecimalType):
+        if src in _INTEGRAL:
+            return registered.precision - registered.scale >= _INTEGRAL_DIGITS[src]
+        if isinstance(incoming, T.DecimalType):
+            return (registered.scale >= incoming.scale
+                    and registered.precision - registered.scale >= incoming.precision - incoming.scale)
+    return False
+
+
+def schema_evolution(record: FeatureGroupRecord, write_options: Mapping[str, Any] | None) -> bool:
+    """The ``schema_evolution`` write option (a bool, or the text true/false); an error naming it otherwise."""
+    value = (write_options or {}).get(SCHEMA_EVOLUTION_OPTION, False)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise FeatureGroupError(f"write option '{SCHEMA_EVOLUTION_OPTION}' of the insert into {record.label} must "
+                                f"be True or False, got {value!r}")
+    return value
+
+
+def check_input(record: FeatureGroupRecord, df: DataFrame, evolve: bool = False) -> InputSchema:
+    """Check ``df`` against the feature group before anything is written.
+
+    Every registered feature must be there, with its type or one that widens safely to it (:func:`widens`:
+    cast on the way in). A column the feature group does not have is an error naming it, unless ``evolve``
+    (the ``schema_evolution`` write option): then it becomes a new nullable feature of the version.
+    """
     cols = set(df.columns)
     for role, names in (("primary key", record.primary_key), ("partition key", record.partition_key),
                         ("event time", [record.event_time] if record.event_time else [])):
@@ -61,12 +119,21 @@ def check_input(record: FeatureGroupRecord, df: DataFrame) -> T.StructType | Non
                                 f"{df.schema[record.event_time].dataType.simpleString()}")
     registered = {f.name: f for f in record.features}
     if not registered:
-        return df.schema
+        return InputSchema(df.schema)
     incoming = {f.name: f for f in df.schema.fields}
     missing = [n for n in registered if n not in incoming]
-    changed = [f"'{n}' ({registered[n].data_type.simpleString()} -> {incoming[n].dataType.simpleString()})"
-               for n in registered if n in incoming
-               and incoming[n].dataType.simpleString() != registered[n].data_type.simpleString()]
+    casts: dict[str, T.DataType] = {}
+    changed = []
+    for name, feature in registered.items():
+        if name not in incoming:
+            continue
+        theirs, ours = incoming[name].dataType, feature.data_type
+        if theirs.simpleString() == ours.simpleString():
+            continue
+        if widens(theirs, ours):
+            casts[name] = ours
+        else:
+            changed.append(f"'{name}' ({ours.simpleString()} -> {theirs.simpleString()})")
     if missing or changed:
         parts = []
         if missing:
@@ -74,11 +141,20 @@ def check_input(record: FeatureGroupRecord, df: DataFrame) -> T.StructType | Non
         if changed:
             parts.append("changed type " + ", ".join(changed))
         raise FeatureGroupError(f"the data does not match feature group {record.label}: " + "; ".join(parts)
-                                + " (versions are immutable in keys and types; new nullable columns are allowed)")
+                                + " (the types of a version only widen safely, e.g. int into bigint or float into "
+                                "double; nothing was written)")
     added = [f for f in df.schema.fields if f.name not in registered]
+    if added and not evolve:
+        raise FeatureGroupError(
+            f"the data has column(s) {', '.join(repr(f.name) for f in added)} that feature group {record.label} "
+            f"does not have (features: {', '.join(registered)}); nothing was written. Add them with "
+            "fg.append_features([Feature(name, type)]) or insert with write_options={'schema_evolution': True}, "
+            "or drop them if misspelt")
     if added:
-        return T.StructType([T.StructField(n, registered[n].data_type, True) for n in registered] + added)
-    return None
+        evolved = T.StructType([T.StructField(n, registered[n].data_type, True) for n in registered]
+                               + [T.StructField(f.name, f.dataType, True) for f in added])
+        return InputSchema(evolved, casts)
+    return InputSchema(None, casts)
 
 
 def check_keys(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame) -> None:
@@ -112,10 +188,13 @@ def check_keys(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame) -> 
             + "; nothing was written")
 
 
-def _in_feature_order(record: FeatureGroupRecord, df: DataFrame) -> DataFrame:
+def _in_feature_order(record: FeatureGroupRecord, df: DataFrame,
+                      casts: Mapping[str, T.DataType] | None = None) -> DataFrame:
+    """``df`` in the feature group's column order (new columns last), safe widenings cast."""
     registered = record.feature_names
     order = registered + [c for c in df.columns if c not in registered]
-    return df.select(*[spark_column(c) for c in order])
+    casts = casts or {}
+    return df.select(*[spark_column(c).cast(casts[c]).alias(c) if c in casts else spark_column(c) for c in order])
 
 
 def insert(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, operation: str = "upsert",
@@ -134,10 +213,12 @@ def insert(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, operati
     if storage == "online" and not record.online_enabled:
         raise FeatureGroupError(f"feature group {record.label} is not online-enabled; storage='online' needs "
                                 "online_enabled=True")
-    evolved = check_input(record, df)
+    shape = check_input(record, df, schema_evolution(record, write_options))
+    evolved = shape.evolved
+    write_options = {k: v for k, v in (write_options or {}).items() if k != SCHEMA_EVOLUTION_OPTION} or None
     # Validation, the write and the statistics each run a job over the batch: a non-deterministic or
     # expensive source must give them the same rows, computed once.
-    batch = _in_feature_order(record, df).persist(StorageLevel.MEMORY_AND_DISK)
+    batch = _in_feature_order(record, df, shape.casts).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         check_keys(ctx, record, batch)  # the first job over the batch: it also fills the cache
         validation = gate.validate_before_write(ctx, record, batch, validation_options)

@@ -35,11 +35,16 @@ def read_jdbc(ctx: StoreContext, connector_id: int, query: str) -> DataFrame:
     return reader.load()
 
 
-def read_feature_group(ctx: StoreContext, record: FeatureGroupRecord, as_of: str | None = None) -> DataFrame:
-    """The rows of a feature group: the offline snapshot (as of a commit id), or an external query's result."""
+def read_feature_group(ctx: StoreContext, record: FeatureGroupRecord, as_of: str | None = None,
+                       exclude_until: str | None = None) -> DataFrame:
+    """The rows of a feature group: the offline snapshot (as of a commit id), or with ``exclude_until`` (a
+    commit id) the rows the commits after it wrote, up to ``as_of``; or an external query's result."""
     if record.kind == "external":
-        if as_of is not None:
+        if as_of is not None or exclude_until is not None:
             raise FeatureGroupError(f"external feature group '{record.name}' has no commit history; as_of is not "
                                     "supported")
         return read_jdbc(ctx, int(record.connector_id or 0), str(record.options["query"]))
-    return offline.open_table(ctx, record).read(as_of=as_of)
+    table = offline.open_table(ctx, record)
+    if exclude_until is not None:
+        return table.read_changes(exclude_until, as_of)
+    return table.read(as_of=as_of)

@@ -103,7 +103,7 @@ def insert_stream(ctx: StoreContext, record: FeatureGroupRecord, df: DataFrame, 
                                 "batch DataFrame")
     if not checkpoint_location:
         raise FeatureGroupError("insert_stream needs a checkpoint_location (it makes the stream exactly once)")
-    ingestion.check_input(record, df)
+    ingestion.check_input(record, df, ingestion.schema_evolution(record, write_options))
     trig = dict(trigger or {})
     if "continuous" in trig:
         raise FeatureGroupError("insert_stream cannot run the 'continuous' trigger: every micro-batch is one "

@@ -155,8 +155,14 @@ def test_bad_input_leaves_table_and_registry_unchanged(spark, tmp_path):
                                 features=T.StructType([T.StructField("id", T.IntegerType())]))
     assert [g.name for g in fs.get_feature_groups()] == ["bad_input"]
 
-    # a new nullable column is accepted and recorded (schema evolution on the same version)
-    r = fg.insert(spark.createDataFrame([(2, "us", 2, 2.0, ts(1), "web")], SCHEMA + ", channel string"))
+    # a column the feature group does not have is refused unless evolution is asked for ...
+    extra = spark.createDataFrame([(2, "us", 2, 2.0, ts(1), "web")], SCHEMA + ", channel string")
+    with pytest.raises(FeatureGroupError, match=r"the data has column\(s\) 'channel' that feature group "
+                                                r"'bad_input' v1 does not have"):
+        fg.insert(extra)
+    unchanged()
+    # ... and accepted and recorded with the write option (schema evolution on the same version)
+    r = fg.insert(extra, write_options={"schema_evolution": True})
     assert r.rows_inserted == 1
     assert fs.get_feature_group("bad_input").schema.fieldNames()[-1] == "channel"
     assert {(x.user_id, x.channel) for x in fg.read().collect()} == {(1, None), (2, "web")}

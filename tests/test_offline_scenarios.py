@@ -124,7 +124,7 @@ def test_scenario_on_every_implementation(spark, tmp_path, implementation, scena
         else:
             rows = [{f.name: typed(v, f.dataType) for f, v in zip(schema.fields, r, strict=True)} for r in step["rows"]]
             df = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
-            result = fg.insert(df, operation=step["op"])
+            result = fg.insert(df, operation=step["op"], write_options=step.get("write_options"))
             expected_counts = (model.overwrite(rows) if step["op"].startswith("insert_overwrite")
                                else model.upsert(rows))
         where = f"step {number} ({step['op']})"

@@ -133,5 +133,32 @@ def test_serving_by_return_type(spark, tmp_path):
     assert list(frame.columns) == ["country", "level"] and frame.values.tolist() == [["fr", 3]]
     assert fv.get_feature_vectors(entry=[{"user": "u1"}, {"user": "u3"}]) == [["fr", 3], [None, None]]
     assert fv.get_feature_vectors(entry=[{"user": "u1"}], return_type="pandas").values.tolist() == [["fr", 3]]
-    with pytest.raises(Exception, match="unknown return_type 'numpy'"):
-        fv.get_feature_vector(entry={"user": "u1"}, return_type="numpy")
+    # numpy, as hsfs: one vector a 1-d array, several a 2-d one
+    assert fv.get_feature_vector(entry={"user": "u1"}, return_type="numpy").tolist() == ["fr", 3]
+    assert fv.get_feature_vectors(entry=[{"user": "u1"}, {"user": "u2"}], return_type="numpy").tolist() == [
+        ["fr", 3], ["ü", 5]]
+    with pytest.raises(Exception, match="unknown return_type 'polars'"):
+        fv.get_feature_vector(entry={"user": "u1"}, return_type="polars")
+
+
+def test_get_or_create_feature_view_and_batch_scoring(view):
+    fs, fv = view
+    # there: returned as it is (hsfs's call, positional name and version)
+    same = fs.get_or_create_feature_view("fraud", 1)
+    assert (same.id, same.labels, same.features) == (fv.id, ["fraud"], FEATURES)
+    # not there: created from the arguments, with hsfs's names
+    query = fs.get_feature_group("trans").select(["tid", "amount", "fraud"])
+    made = fs.get_or_create_feature_view(name="fraud_small", version=1, query=query, labels=["fraud"],
+                                         description="amounts only", transformation_functions=None)
+    assert (made.version, made.labels, made.description, made.features) == (1, ["fraud"], "amounts only",
+                                                                             ["tid", "amount"])
+    assert fs.get_or_create_feature_view(name="fraud_small", version=1, query=query).id == made.id
+    assert fs.get_or_create_feature_view("fraud_small", 2, query, labels="fraud").version == 2
+    assert fs.get_or_create_feature_view("fraud_new", query=query).version == 1  # no version: 1
+    with pytest.raises(Exception, match="pass exactly one of query= or features="):
+        fs.get_or_create_feature_view("fraud_none", 1)
+    # init_batch_scoring: the training dataset version is checked, then get_batch_data reads the rows
+    assert fv.init_batch_scoring() is None
+    with pytest.raises(TrainingDatasetError, match="not found"):
+        fv.init_batch_scoring(99)
+    assert sorted(fv.get_batch_data(dataframe_type="pandas").tid) == [1, 2, 3, 4]

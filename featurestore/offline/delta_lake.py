@@ -120,37 +120,51 @@ class DeltaLakeTable(OfflineTable):
     def commit_id(self, value: str | int | dt.datetime) -> str:
         """A Delta version (int, digits, a padded id) or a time (datetime, ISO text, ``yyyyMMddHHmmss[SSS]``):
         the version current at that time."""
+        kind, parsed = self._parse_commit(value)
+        if kind == "version":
+            return self._known_version(parsed)
+        found = self._version_at(parsed)
+        if found is None:
+            raise OfflineStoreError(f"the Delta table of {self.record.label} has no commit at or before {parsed}")
+        return found
+
+    def commit_at_or_before(self, value: str | int | dt.datetime) -> str | None:
+        """The newest data commit at or before a version or a time; None when there is none that early."""
+        kind, parsed = self._parse_commit(value)
+        if kind == "version":
+            return super().commit_at_or_before(value)
+        return self._version_at(parsed)
+
+    def _parse_commit(self, value: str | int | dt.datetime) -> tuple[str, Any]:
+        """``("version", int)`` or ``("time", datetime)`` of a user's commit id or time."""
         if isinstance(value, bool):
             raise OfflineStoreError(f"not a commit id or time: {value!r}")
         if isinstance(value, int):
-            return self._known_version(value)
+            return "version", value
         if isinstance(value, dt.datetime):
-            return self._version_at(value)
+            return "time", value
         text = str(value).strip()
         if re.fullmatch(r"\d+", text) and (len(text) == ID_WIDTH or len(text) < 14):
-            return self._known_version(int(text))
+            return "version", int(text)
         if re.fullmatch(r"\d{14}(\d{3})?", text):  # a Hudi-style instant: a time
             stamp = dt.datetime.strptime(text[:14], "%Y%m%d%H%M%S") + dt.timedelta(milliseconds=int(text[14:] or 0))
-            return self._version_at(stamp)
+            return "time", stamp
         try:
-            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return "time", dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise OfflineStoreError(f"not a Delta version or time: {value!r} (a version such as 3, or a "
                                     "time such as 2024-03-01T12:00:00)") from None
-        return self._version_at(when)
 
     def _known_version(self, version: int) -> str:
         if version < 0:
             raise OfflineStoreError(f"Delta version {version} is negative")
         return version_id(version)
 
-    def _version_at(self, when: dt.datetime) -> str:
+    def _version_at(self, when: dt.datetime) -> str | None:
         if when.tzinfo is not None:
             when = when.astimezone(dt.UTC).replace(tzinfo=None)
         earlier = [c for c in self.commits() if c.committed_at <= when]
-        if not earlier:
-            raise OfflineStoreError(f"the Delta table of {self.record.label} has no commit at or before {when}")
-        return earlier[-1].commit_id
+        return earlier[-1].commit_id if earlier else None
 
     def commit_time(self, commit_id: str) -> dt.datetime:
         """The UTC time (naive) of a Delta version, from the log."""
@@ -373,9 +387,9 @@ class DeltaLakeTable(OfflineTable):
         try:
             df = reader.load(self.location)
             if not include_meta:
-                return df
-            return self._with_meta(df.select("*", F.col("_metadata.row_commit_version").alias("_fs_v")),
-                                   F.col("_fs_v")).drop("_fs_v")
+                return self.conform(df)
+            return self.conform(self._with_meta(df.select("*", F.col("_metadata.row_commit_version").alias("_fs_v")),
+                                                F.col("_fs_v")).drop("_fs_v"))
         except Exception as exc:  # noqa: BLE001
             raise delta_error(f"reading {self.record.label} as of {as_of}", exc) from exc
 
@@ -406,9 +420,9 @@ class DeltaLakeTable(OfflineTable):
                   .where((F.col(_ORDER) == 1) & (F.col("_change_type") != "delete")))
         data = [c for c in cdf.columns if c not in ("_change_type", "_commit_version", "_commit_timestamp")]
         if not include_meta:
-            return ranked.select(*[F.col(f"`{c}`") for c in data])
+            return self.conform(ranked.select(*[F.col(f"`{c}`") for c in data]))
         rows = ranked.select(*[F.col(f"`{c}`") for c in data], F.col("_commit_version").alias("_fs_v"))
-        return self._with_meta(rows, F.col("_fs_v")).drop("_fs_v")
+        return self.conform(self._with_meta(rows, F.col("_fs_v")).drop("_fs_v"))
 
 
 def _parse_metadata(text: str | None) -> dict[str, str]:

@@ -66,6 +66,13 @@ class OfflineTable(ABC):
     def commit_time(self, commit_id: str) -> dt.datetime:
         """The UTC time of a commit id (naive)."""
 
+    def commit_at_or_before(self, value: str | int | dt.datetime) -> str | None:
+        """The newest data commit at or before a commit id or a time (what a read as of ``value`` sees);
+        None when the table has no commit that early (or none at all)."""
+        limit = self.commit_id(value)
+        earlier = [c.commit_id for c in self.commits() if c.commit_id <= limit]
+        return earlier[-1] if earlier else None
+
     # -- writes ------------------------------------------------------------------------------
     @abstractmethod
     def write(self, df: DataFrame, operation: str, commit_metadata: Mapping[str, str] | None = None,
@@ -96,6 +103,17 @@ class OfflineTable(ABC):
     @abstractmethod
     def read_changes(self, start: str, end: str | None = None, include_meta: bool = False) -> DataFrame:
         """Rows written by the commits after ``start`` up to ``end`` (inclusive)."""
+
+    def conform(self, df: DataFrame) -> DataFrame:
+        """``df`` with every feature of the record: a feature added by ``fg.append_features`` that no write
+        has stored yet reads as null (the table's own schema learns it with the first write holding it)."""
+        from pyspark.sql import functions as F
+
+        present = set(df.columns)
+        missing = [f for f in self.record.schema.fields if f.name not in present]
+        if not missing:
+            return df
+        return df.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in missing])
 
     def drop_meta(self, df: DataFrame) -> DataFrame:
         """``df`` without the format's meta columns."""

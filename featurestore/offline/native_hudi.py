@@ -121,7 +121,7 @@ class NativeHudiTable(OfflineTable):
             df = hudi.read(self.ctx.spark, self.location, options)
         except hudi.HudiError as exc:
             raise offline_error(exc) from exc
-        return df if include_meta else self.drop_meta(df)
+        return self.conform(df if include_meta else self.drop_meta(df))
 
     def read_changes(self, start: str, end: str | None = None, include_meta: bool = False) -> DataFrame:
         """Incremental read of the commits in (start, end].
@@ -144,4 +144,4 @@ class NativeHudiTable(OfflineTable):
             df = hudi.read(self.ctx.spark, self.location, options)
         except hudi.HudiError as exc:
             raise offline_error(exc) from exc
-        return df if include_meta else self.drop_meta(df)
+        return self.conform(df if include_meta else self.drop_meta(df))

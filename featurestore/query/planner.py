@@ -194,9 +194,12 @@ def _source(ctx: StoreContext, part: Part, spine: DataFrame, spine_event_time: s
         df, deletes = history(ctx, fg, commit) if commit else (table.read(include_meta=True).limit(0), ())
         if commit_col not in df.columns:  # a feature group without any commit yet
             df = df.withColumn(commit_col, F.lit(None).cast("string"))
+        if part.exclude_until:  # an incremental query: only the row versions of the later commits
+            # commit ids are digits on both formats (Hudi instants, Delta versions): compare them as numbers
+            df = df.where(F.col(commit_col).cast("decimal(38,0)") > F.lit(part.exclude_until).cast("decimal(38,0)"))
         df, deletes = _as_instants(table, df, commit_col, deletes)
     else:
-        df = read_feature_group(ctx, fg, commit)
+        df = read_feature_group(ctx, fg, commit, part.exclude_until)
     for cond in part.filters:
         df = df.where(F.expr(cond))
     keys = entity_keys(fg)

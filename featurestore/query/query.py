@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from featurestore import offline
 from featurestore.model.records import FeatureGroupRecord
-from featurestore.query import pit
+from featurestore.query import pit, timetravel
 from featurestore.query.errors import QueryError, q
 from featurestore.query.filters import Condition
 from featurestore.sources import read_feature_group
@@ -48,6 +47,7 @@ class Part:
     features: tuple[tuple[str, str], ...]  # (column of the feature group, output name)
     filters: tuple[str, ...]
     as_of: str | None
+    exclude_until: str | None = None  # incremental: only the commits after this one (up to as_of)
 
 
 class Query:
@@ -58,7 +58,8 @@ class Query:
     """
 
     def __init__(self, ctx: StoreContext, fg: FeatureGroupRecord, features: list[str] | tuple[str, ...],
-                 filters: tuple[str, ...] = (), as_of: str | None = None, joins: tuple[Join, ...] = ()) -> None:
+                 filters: tuple[str, ...] = (), as_of: str | None = None, joins: tuple[Join, ...] = (),
+                 exclude_until: str | None = None) -> None:
         names = [f.name for f in fg.features]
         if not names:
             raise QueryError(f"feature group '{fg.name}' v{fg.version} has no features yet (insert data first)")
@@ -74,6 +75,7 @@ class Query:
         self._features = tuple(features)
         self._filters = tuple(filters)
         self._as_of = as_of
+        self._exclude_until = exclude_until
         self._joins = tuple(joins)
 
     # -- description -------------------------------------------------------------------------
@@ -109,7 +111,8 @@ class Query:
 
     def parts(self) -> list[Part]:
         """The feature groups of the query with their output features, depth first."""
-        parts = [Part(self._fg, tuple((f, f) for f in self._features), self._filters, self._as_of)]
+        parts = [Part(self._fg, tuple((f, f) for f in self._features), self._filters, self._as_of,
+                      self._exclude_until)]
         for j in self._joins:
             merged = {name for name, _ in _merged_keys([n for n, _ in self._outputs_before(j)], j)}
             for p in j.query.parts():
@@ -129,7 +132,7 @@ class Query:
     # -- building ----------------------------------------------------------------------------
     def _copy(self, **changes: Any) -> Query:
         fields = {"ctx": self._ctx, "fg": self._fg, "features": self._features, "filters": self._filters,
-                  "as_of": self._as_of, "joins": self._joins}
+                  "as_of": self._as_of, "joins": self._joins, "exclude_until": self._exclude_until}
         fields.update(changes)
         return Query(**fields)
 
@@ -150,7 +153,7 @@ class Query:
         elif not isinstance(condition, Column | str):
             raise QueryError(f"filter needs a condition (fg.amount > 100), a Spark Column or SQL text, got "
                              f"{type(condition).__name__}")
-        frame = read_feature_group(self._ctx, self._fg, self._as_of)
+        frame = read_feature_group(self._ctx, self._fg, self._as_of, self._exclude_until)
         try:
             plan = frame.where(F.expr(condition) if isinstance(condition, str) else condition)
             sql = plan._jdf.queryExecution().analyzed().condition().sql()
@@ -160,14 +163,34 @@ class Query:
                              f"invalid: {first}") from None
         return self._copy(filters=self._filters + (sql,))
 
-    def as_of(self, commit_or_time: str | dt.datetime | None) -> Query:
-        """Read this query's feature group as of a commit id or a time (UTC); None = the latest."""
-        if commit_or_time is None:
-            return self._copy(as_of=None)
-        if self._fg.kind != "cached":
-            raise QueryError(f"external feature group '{self._fg.name}' has no commit history; as_of is not "
-                             "supported")
-        return self._copy(as_of=offline.open_table(self._ctx, self._fg).commit_id(commit_or_time))
+    def as_of(self, wallclock_time: str | int | dt.datetime | None = None,
+              exclude_until: str | int | dt.datetime | None = None) -> Query:
+        """Time travel (hsfs's signature): read as of ``wallclock_time`` (a time, UTC, or a commit id; None = the
+        latest), and with ``exclude_until`` only what the commits after it wrote (an incremental read of
+        (exclude_until, wallclock_time]; see :mod:`featurestore.query.timetravel`).
+
+        As in hsfs it applies to every feature group of the query, joined ones included, each resolving the
+        time to its own newest commit at or before it; to read joined feature groups at different times,
+        ``as_of`` each sub-query before the join. A ``wallclock_time`` before a feature group's first commit is
+        an error naming that commit.
+        """
+        if self._joins and (timetravel.table_specific(wallclock_time) or timetravel.table_specific(exclude_until)) \
+                and any(p.feature_group.table_format == "DELTA" for p in self.parts()):
+            raise QueryError(f"as_of({wallclock_time!r}, exclude_until={exclude_until!r}) on a query with joins "
+                             "applies to every feature group, but a version number is one Delta table's: pass a "
+                             "time, or as_of each sub-query before the join")
+        return self._timed(wallclock_time, exclude_until, joined=False)
+
+    def _timed(self, wallclock_time: Any, exclude_until: Any, joined: bool) -> Query:
+        if wallclock_time is None and exclude_until is None:
+            end, start = None, None
+        elif joined and self._fg.kind != "cached":
+            end, start = None, None  # a joined external feature group has no history: read as it is
+        else:
+            end, start = timetravel.resolve(self._ctx, self._fg, wallclock_time, exclude_until)
+        joins = tuple(replace(j, query=j.query._timed(wallclock_time, exclude_until, joined=True))
+                      for j in self._joins)
+        return self._copy(as_of=end, exclude_until=start, joins=joins)
 
     def join(self, sub_query: Query, on: list[str] | str | None = None, left_on: list[str] | str | None = None,
              right_on: list[str] | str | None = None, join_type: str = "left", prefix: str | None = None,
@@ -269,7 +292,7 @@ class Query:
 
     def _frame(self, needed: list[str], ttl: dt.timedelta | None = None) -> DataFrame:
         """Output columns plus ``__key_<c>`` for each column ``c`` of this feature group in ``needed``."""
-        base = read_feature_group(self._ctx, self._fg, self._as_of)
+        base = read_feature_group(self._ctx, self._fg, self._as_of, self._exclude_until)
         for cond in self._filters:
             base = base.where(F.expr(cond))
         timed = [self._fg.event_time] if any(j.point_in_time for j in self._joins) else []
@@ -340,6 +363,8 @@ class Query:
         counter[0] += 1
         table = q(self._fg.table_name)
         comment = f" /* as of commit {self._as_of} */" if self._as_of else ""
+        if self._exclude_until:
+            comment = f" /* commits after {self._exclude_until} up to {self._as_of or 'the latest'} */"
         if self._filters:
             where = " AND ".join(f"({c})" for c in self._filters)
             # display text for to_string(); the filters are Spark's own rendering of resolved conditions
@@ -401,7 +426,7 @@ class Query:
     def to_dict(self) -> dict[str, Any]:
         """JSON form (feature group names and versions, features, SQL filters, as_of, joins)."""
         return {"feature_group": self._fg.name, "version": self._fg.version, "features": list(self._features),
-                "filters": list(self._filters), "as_of": self._as_of,
+                "filters": list(self._filters), "as_of": self._as_of, "exclude_until": self._exclude_until,
                 "joins": [{"query": j.query.to_dict(), "left_on": list(j.left_on), "right_on": list(j.right_on),
                            "join_type": j.join_type, "prefix": j.prefix, "point_in_time": j.point_in_time}
                           for j in self._joins]}
@@ -415,7 +440,7 @@ class Query:
                            # saved before point-in-time joins existed: the equi-join it was made with
                            bool(j.get("point_in_time", False))) for j in data.get("joins", []))
         return cls(ctx, fg, data.get("features") or [f.name for f in fg.features], tuple(data.get("filters", [])),
-                   data.get("as_of"), joins)
+                   data.get("as_of"), joins, data.get("exclude_until"))
 
     def with_commits(self, commits: dict[str, str]) -> Query:
         """The same query with every feature group read as of ``commits[f"{name}_{version}"]``."""

@@ -201,8 +201,8 @@ class FeatureView(HsfsFeatureViewCalls):
     def get_feature_vector(self, entry: dict[str, Any], as_dict: bool = False,
                            on_missing: str = "none", return_type: str = "list") -> Any:
         """The view's features for one key from the online store, in :attr:`features` order: a list (hsfs's
-        ``return_type="list"``), a dict (``as_dict`` or ``return_type="dict"``) or a one-row pandas
-        DataFrame (``return_type="pandas"``)."""
+        ``return_type="list"``), a dict (``as_dict`` or ``return_type="dict"``), a one-row pandas
+        DataFrame (``return_type="pandas"``) or a numpy array (``return_type="numpy"``)."""
         return self._vectors_as([entry], as_dict, on_missing, return_type, one=True)
 
     def get_feature_vectors(self, entry: list[dict[str, Any]], as_dict: bool = False,
@@ -223,14 +223,19 @@ class FeatureView(HsfsFeatureViewCalls):
 
     def _vectors_as(self, entries: list[dict[str, Any]], as_dict: bool, on_missing: str, return_type: str,
                     one: bool) -> Any:
-        if return_type not in ("list", "dict", "pandas"):
-            raise FeatureViewError(f"unknown return_type {return_type!r}; use list, dict or pandas")
+        if return_type not in ("list", "dict", "pandas", "numpy"):
+            raise FeatureViewError(f"unknown return_type {return_type!r}; use list, dict, pandas or numpy")
         dicts = self._vectors(entries, True, on_missing)
         names = self.serving_features()
         if return_type == "pandas":
             import pandas as pd
 
             return pd.DataFrame(dicts, columns=names)
+        if return_type == "numpy":  # hsfs: a 1-d array for one vector, 2-d for several (object dtype keeps types)
+            import numpy as np
+
+            array = np.array([[v[f] for f in names] for v in dicts], dtype=object)
+            return array[0] if one else array
         if as_dict or return_type == "dict":
             return dicts[0] if one else dicts
         lists = [[v[f] for f in names] for v in dicts]
