@@ -83,7 +83,9 @@ def main() -> int:
         result["micro_s"] = (time.perf_counter() - start) / args.micro_batches
     spark.stop()
     out.write(json.dumps(result) + "\n")
-    return 0
+    out.flush()
+    # pydeequ's assertions started py4j's callback server, whose thread would keep the process alive
+    os._exit(0)
 
 
 if __name__ == "__main__":
