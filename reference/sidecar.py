@@ -163,6 +163,76 @@ class Handler:
         instants = [{"time": i.requestedTime(), "action": i.getAction()} for i in timeline.getInstants()]
         return {"instants": instants, "table_version": client.getTableConfig().getTableVersion().versionCode()}
 
+    # Janino (Spark's own runtime compiler) compiles this loop once: one py4j call per key would
+    # take minutes for the 100k-key filters the tests need. It only feeds Hudi's own classes.
+    BLOOM_LOOPS = """
+        private static String[] keys(String packed) {
+            if (packed.isEmpty()) return new String[0];
+            String[] parts = packed.split(",", -1);
+            String[] out = new String[parts.length];
+            for (int i = 0; i < parts.length; i++) {
+                out[i] = new String(java.util.Base64.getDecoder().decode(parts[i]),
+                                    java.nio.charset.StandardCharsets.UTF_8);
+            }
+            return out;
+        }
+        public static void add(org.apache.hudi.common.bloom.BloomFilter filter, String packed) {
+            for (String key : keys(packed)) filter.add(key);
+        }
+        public static String probe(org.apache.hudi.common.bloom.BloomFilter filter, String packed) {
+            StringBuilder answer = new StringBuilder();
+            for (String key : keys(packed)) answer.append(filter.mightContain(key) ? '1' : '0');
+            return answer.toString();
+        }
+    """
+
+    def _bloom_loop(self, name: str, bloom: Any, keys: list[str]) -> Any:
+        """Run one of BLOOM_LOOPS' static methods on a filter and keys (base64 of UTF-8, comma-joined)."""
+        jvm = self.spark._jvm
+        gateway = self.spark.sparkContext._gateway
+        if getattr(self, "_bloom_class", None) is None:
+            evaluator = jvm.org.codehaus.janino.ClassBodyEvaluator()
+            evaluator.setParentClassLoader(bloom.getClass().getClassLoader())
+            evaluator.cook(self.BLOOM_LOOPS)
+            self._bloom_class = evaluator.getClazz()
+        types = gateway.new_array(jvm.java.lang.Class, 2)
+        types[0] = jvm.java.lang.Class.forName("org.apache.hudi.common.bloom.BloomFilter", True,
+                                               bloom.getClass().getClassLoader())
+        types[1] = jvm.java.lang.Class.forName("java.lang.String")
+        args = gateway.new_array(jvm.java.lang.Object, 2)
+        args[0] = bloom
+        args[1] = ",".join(base64.b64encode(k.encode("utf-8")).decode() for k in keys)
+        return self._bloom_class.getMethod(name, types).invoke(None, args)
+
+    def op_hudi_bloom(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Apache Hudi's own bloom filter (``org.apache.hudi.common.bloom``).
+
+        With ``keys``: a new filter from ``BloomFilterFactory.createBloomFilter(num_entries, fpp,
+        max_entries, type_code)`` with the keys added in order; its ``serialized`` string. With
+        ``serialized`` instead: that filter, read back by ``BloomFilterFactory.fromString``. With
+        ``parquet`` (a base file's path) instead: the filter Hudi's index reads from that file's footer
+        (``ParquetUtils.readBloomFilterFromMetadata``), its type code and string. ``probe``: keys to
+        test; ``contains`` says, per key, what ``mightContain`` answers."""
+        jvm = self.spark._jvm
+        factory = jvm.org.apache.hudi.common.bloom.BloomFilterFactory
+        if req.get("parquet"):
+            storage = jvm.org.apache.hudi.storage.hadoop.HoodieHadoopStorage(
+                req["parquet"], self.spark._jsc.hadoopConfiguration())
+            bloom = jvm.org.apache.hudi.common.util.ParquetUtils().readBloomFilterFromMetadata(
+                storage, jvm.org.apache.hudi.storage.StoragePath(req["parquet"]))
+            if bloom is None:
+                return {"type_code": None, "serialized": None, "contains": []}
+        elif req.get("serialized") is not None:
+            bloom = factory.fromString(req["serialized"], req.get("type_code", "DYNAMIC_V0"))
+        else:
+            bloom = factory.createBloomFilter(int(req["num_entries"]), float(req["fpp"]), int(req["max_entries"]),
+                                              req.get("type_code", "DYNAMIC_V0"))
+            self._bloom_loop("add", bloom, req.get("keys") or [])
+        probe = req.get("probe") or []
+        contains = [c == "1" for c in self._bloom_loop("probe", bloom, probe)] if probe else []
+        return {"type_code": bloom.getBloomFilterTypeCode().name(), "serialized": bloom.serializeToString(),
+                "contains": contains}
+
     def op_deequ_metrics(self, req: dict[str, Any]) -> dict[str, Any]:
         """Deequ's value of each analyzer ``[name, args, kwargs]`` on the rows; ``[]`` where Deequ has
         none. Analyzers run together, one Deequ pass per group of analyzers whose metrics cannot be
