@@ -119,6 +119,16 @@ class ReferenceJVM:
         """Completed instants and the table version, as Apache Hudi sees them."""
         return self.call("hudi_timeline", path=path)
 
+    def hudi_bloom(self, keys: list[str] | None = None, num_entries: int = 60_000, fpp: float = 0.000000001,
+                   max_entries: int = 100_000, type_code: str = "DYNAMIC_V0", serialized: str | None = None,
+                   parquet: str | None = None, probe: list[str] | None = None) -> dict[str, Any]:
+        """Apache Hudi's own bloom filter: built from ``keys`` with the given settings, read back from
+        ``serialized``, or read from the footer of the base file ``parquet`` as Hudi's index reads it;
+        ``{"type_code", "serialized", "contains"}`` (``contains``: ``mightContain`` of each ``probe``
+        key; type code and string None when the file has no filter)."""
+        return self.call("hudi_bloom", keys=keys, num_entries=num_entries, fpp=fpp, max_entries=max_entries,
+                         type_code=type_code, serialized=serialized, parquet=parquet, probe=probe or [])
+
     # -- Deequ -----------------------------------------------------------------------------
     def deequ_metrics(self, schema: str, rows: list[list[Any]], analyzers: list[list[Any]]) -> list[list[dict]]:
         """Deequ's metrics of each analyzer ``[name, args, kwargs]`` (pydeequ's names) on the rows: per

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from featurestore.hudi import index, parquet_splice
+from featurestore.hudi.bloom import BloomFilter, BloomSettings
 from featurestore.hudi.schema import META_COLUMNS
 
 # Row kinds in the _fs_kind column (incoming rows carry INSERT, UPDATE-candidate or DELETE).
@@ -69,6 +70,7 @@ class WriteContext:
     row_group_rows: int = 131_072
     # file id -> (relative path of its current base file, that file's instant)
     old_files: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bloom: BloomSettings = BloomSettings()
 
 
 class _FileWriter:
@@ -98,6 +100,10 @@ class _FileWriter:
         self.rows = self.inserts = self.updates = self.deletes = 0
         self.min_key: str | None = None
         self.max_key: str | None = None
+        # Every key of the file goes into the footer's bloom filter; a splice that starts from the
+        # stored file's filter (which holds the stored keys) adds only the inserted ones.
+        self.bloom = BloomFilter(ctx.bloom)
+        self.bloom_inserts_only = False
         self.started = time.monotonic()
 
     def write(self, table: pa.Table) -> None:
@@ -120,6 +126,7 @@ class _FileWriter:
         self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema),
                                 row_group_size=self.ctx.row_group_rows)
         self.rows += n
+        self.bloom.add(pc.filter(keys, pc.equal(kinds, INSERT)) if self.bloom_inserts_only else keys)
         lo, hi = pc.min_max(keys).values()
         lo, hi = lo.as_py(), hi.as_py()
         if lo is not None and (self.min_key is None or lo < self.min_key):
@@ -137,6 +144,7 @@ class _FileWriter:
         if self.min_key is not None:
             footer["hoodie_min_record_key"] = self.min_key
             footer["hoodie_max_record_key"] = self.max_key
+        footer.update(self.bloom.footer())
         self.writer.add_key_value_metadata(footer)
         self.writer.close()
         return {
@@ -242,6 +250,20 @@ def _key_bounds(stored: pq.ParquetFile, groups: list[int]) -> list[str]:
     return out
 
 
+def _copied_keys(stored: pq.ParquetFile, candidates: list[int], starts: np.ndarray, candidate_keys: pa.Array,
+                 copied: list[int]) -> pa.ChunkedArray:
+    """The record keys of the row groups a splice copies: sliced from the keys the index read
+    (``candidate_keys``, the ``candidates`` row groups' keys one after another, row group ``j``
+    from ``starts[j]``), the other row groups' key column read."""
+    where = {g: j for j, g in enumerate(candidates)}
+    parts = [candidate_keys.slice(int(starts[where[g]]), int(starts[where[g] + 1] - starts[where[g]]))
+             for g in copied if g in where]
+    unread = [g for g in copied if g not in where]
+    if unread:
+        parts += stored.read_row_groups(unread, columns=["_hoodie_record_key"], use_threads=False).column(0).chunks
+    return pa.chunked_array([p.cast(pa.string()) for p in parts], pa.string())
+
+
 def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_file: Callable[..., _FileWriter],
                      schema: pa.Schema) -> dict | None:
     """Merge into a stored file group re-encoding only the row groups that change.
@@ -285,6 +307,12 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
         touched.setdefault(tail, None)
     columns = list(META_COLUMNS + ctx.data_columns) + [KIND]
     writer = new_file(pa.BufferOutputStream())
+    # The stored file's bloom filter already holds every stored key (those of the copied row groups
+    # included): start from it and add the inserted keys only. Keys deleted since stay in it, which
+    # a bloom filter allows (a false positive the index then rules out by reading the keys).
+    stored_bloom = BloomFilter.from_footer(metadata.metadata or {}, ctx.bloom)
+    if stored_bloom is not None:
+        writer.bloom, writer.bloom_inserts_only = stored_bloom, True
     encoded_groups: dict[int, int] = {}  # touched row group -> how many row groups its kept rows became
     trailing = winners.select(columns)
     for i, dropped in sorted(touched.items()):
@@ -300,6 +328,9 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
     # Sequence numbers of the new rows continue after every kept row.
     writer.rows = kept_total - (trailing.num_rows - winners.num_rows)
     writer.write(trailing)
+    if stored_bloom is None:  # another writer's file, other filter settings, or none: hash the copied keys
+        writer.bloom.add(_copied_keys(stored, candidates, starts, old_keys,
+                                      [i for i in range(len(group_rows)) if i not in touched]))
     bounds = _key_bounds(stored, [i for i in range(len(group_rows)) if i not in candidates])
     survivors = old_keys.filter(pa.array(~drop))
     if len(survivors):

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from featurestore.hudi.bloom import OPTION_KEYS as BLOOM_KEYS
+from featurestore.hudi.bloom import BloomSettings
 from featurestore.hudi.errors import HudiOptionError
 
 TABLE_NAME = "hoodie.table.name"
@@ -37,6 +39,7 @@ QUERY_TYPES = ("snapshot", "incremental")
 WRITE_KEYS = {
     TABLE_NAME, RECORD_KEY, PARTITION_PATH, PRECOMBINE, OPERATION, HIVE_STYLE, URL_ENCODE,
     MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, TABLE_TYPE, ENGINE, LOCK_TIMEOUT, ROW_GROUP_ROWS, TABLE_VERSION,
+    *BLOOM_KEYS,
 }
 READ_KEYS = {QUERY_TYPE, AS_OF, BEGIN, END, ENGINE}
 
@@ -111,6 +114,8 @@ class WriteOptions:
     raw: dict[str, str]
     # None: a new table gets DEFAULT_WRITE_TABLE_VERSION, an existing one keeps its own.
     table_version: int | None = None
+    # the record-key bloom filter written into every base file's footer (Hudi's BLOOM index reads it)
+    bloom: BloomSettings = BloomSettings()
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> WriteOptions:
@@ -166,6 +171,7 @@ class WriteOptions:
             extra_metadata=extra,
             raw={k: str(v) for k, v in opts.items()},
             table_version=table_version,
+            bloom=BloomSettings.from_options(opts),
         )
 
 

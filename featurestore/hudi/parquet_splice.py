@@ -9,8 +9,11 @@ another file by rewriting those offsets in the footer. This module reads and wri
 (a minimal generic Thrift compact codec: no generated classes, every field kept as read) and
 splices files together from ``(file, row group, column)`` chunk references.
 
-Only files with the same schema can be spliced (the caller checks :func:`same_schema`); page
-indexes and bloom filters of the sources are dropped (this project's writer writes neither).
+Only files with the same schema can be spliced (the caller checks :func:`same_schema`); the
+sources' page indexes and parquet's own per-column bloom filters are dropped (this project's writer
+writes neither). The key-value metadata is the template's: Hudi's record-key bloom filter
+(``org.apache.hudi.bloomfilter``) there is the one the caller built for all the spliced rows
+(featurestore/hudi/file_writer.py), so Hudi's ``BLOOM`` index finds every key of a spliced file.
 """
 
 from __future__ import annotations

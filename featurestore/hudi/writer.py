@@ -423,7 +423,7 @@ class WritePlan:
         ctx = WriteContext(
             self.path, instant, self.op, data_columns, json.dumps(with_meta_fields(avro), separators=(",", ":")),
             self.opts.max_file_size, self.opts.precombine_field, old_files=old_files,
-            row_group_rows=self.opts.row_group_rows)
+            row_group_rows=self.opts.row_group_rows, bloom=self.opts.bloom)
         return [r.asDict() for r in rows.mapInArrow(make_write_function(ctx), STATS_SCHEMA).collect()]
 
     def _pack_groups(self, rows: DataFrame, groups: list[str]) -> DataFrame:
