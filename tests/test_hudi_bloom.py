@@ -171,10 +171,20 @@ def test_every_base_file_our_engine_writes_has_a_filter_hudi_finds_every_key_in(
         assert len(kept) >= 2, "the upsert copied the unchanged row groups"
     _hudi_finds_every_key(reference_jvm, path)
 
+    # A spliced delete keeps the stored filter: the deleted key stays in it (allowed for a bloom filter).
+    [holder] = write([_row(20, 5, 0.0)], **{"hoodie.datasource.write.operation": "delete"})
+    assert "user-0020" not in pq.read_table(holder, columns=["_hoodie_record_key"]).column(0).to_pylist()
+    assert reference_jvm.hudi_bloom(parquet=str(holder), probe=["user-0020"])["contains"] == [True]
+    _hudi_finds_every_key(reference_jvm, path)
+
     # Other filter settings: the stored filters do not fit, so the copied keys are hashed anew.
-    written = write([_row(7, 6, -7.0), _row(9, 6, -9.0), _row(502, 6, 502.0)],
+    neighbour = pq.read_table(holder, columns=["_hoodie_record_key"]).column(0)[0].as_py()
+    written = write([_row(7, 6, -7.0), _row(9, 6, -9.0), _row(502, 6, 502.0), _row(int(neighbour[5:]), 6, -1.0)],
                     **{"hoodie.index.bloom.num_entries": "1000"})
-    assert written
+    assert holder.name.split("_")[0] in {f.name.split("_")[0] for f in written}
+    [rebuilt] = [f for f in written if f.name.split("_")[0] == holder.name.split("_")[0]]
+    assert len(set(_chunk_bytes(holder, "v")) & set(_chunk_bytes(rebuilt, "v"))) >= 2, "spliced, not rewritten"
+    assert reference_jvm.hudi_bloom(parquet=str(rebuilt), probe=["user-0020"])["contains"] == [False]
     _hudi_finds_every_key(reference_jvm, path)
     sized = BloomFilter(BloomSettings(num_entries=1000)).serialize()
     for f in written:
