@@ -9,8 +9,10 @@ go into new file groups, rolling over to another file at ``hoodie.parquet.max.fi
 
 Each file is ``<fileId>_<writeToken>_<instant>.parquet`` (the token is Hudi's
 ``<partitionId>-<stageId>-<attemptId>``); a marker under ``.hoodie/.temp/<instant>/`` is created
-first so that an interrupted write can be rolled back. One statistics row per file goes back to
-the driver, which builds the commit metadata from them.
+first so that an interrupted write can be rolled back. The footer carries what Hudi's writer puts
+there: the Avro schema, the min/max record key and the bloom filter of the file's record keys
+(featurestore/hudi/bloom.py), which Hudi's ``BLOOM`` index reads. One statistics row per file goes
+back to the driver, which builds the commit metadata from them.
 """
 
 from __future__ import annotations
@@ -270,7 +272,9 @@ def _merge_by_splice(ctx: WriteContext, old_path: str, incoming: pa.Table, new_f
 
     Row groups without a replaced or deleted row are copied as encoded bytes (their
     ``_hoodie_file_name`` chunk is re-encoded: Hudi names the new file in every copied record);
-    changed row groups and the new rows are encoded anew. Returns the file's statistics, or None
+    changed row groups and the new rows are encoded anew. The bloom filter is the stored file's plus
+    the inserted keys when the stored one has the configured shape, else it is built from the keys
+    of every row of the new file. Returns the file's statistics, or None
     when the stored file cannot be spliced (another schema, e.g. after schema evolution, or another
     writer's encoding); the caller then rewrites the whole file.
     """
