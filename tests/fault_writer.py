@@ -92,7 +92,9 @@ def _kill_inside(function_name: str, call: str, nth: int) -> None:
 def _options(retained: str) -> dict[str, str]:
     return {"hoodie.table.name": "faults", "hoodie.datasource.write.recordkey.field": "id",
             "hoodie.datasource.write.partitionpath.field": "region",
-            "hoodie.datasource.write.precombine.field": "ts", "hoodie.cleaner.commits.retained": retained}
+            "hoodie.datasource.write.precombine.field": "ts", "hoodie.cleaner.commits.retained": retained,
+            # archive soon (as test_hudi_faults.py's writes do), so a short history reaches archival
+            "hoodie.keep.max.commits": str(int(retained) + 3)}
 
 
 def _frame(spark, rows):

@@ -63,7 +63,7 @@ def test_killed_writer_leaves_previous_state_and_next_write_rolls_back(spark, tm
 
 # -- a killed clean or rollback is finished by the next writer ------------------------------------
 RETAINED = 2
-FOLLOW_UP_COMMITS = 40
+FOLLOW_UP_COMMITS = 12  # with hoodie.keep.max.commits = RETAINED + 3, enough to archive several times
 KILL_TIME = dt.datetime(2030, 1, 1)  # naive UTC, the row time fault_writer.py writes
 CLEAN_STAGES = ["clean:requested", "clean:inflight", "clean:delete", "clean:complete"]
 ROLLBACK_STAGES = ["rollback:requested", "rollback:inflight", "rollback:delete", "rollback:complete"]
@@ -71,7 +71,8 @@ ROLLBACK_STAGES = ["rollback:requested", "rollback:inflight", "rollback:delete",
 
 def _opts_retaining(retained: int) -> dict[str, str]:
     # table version 6: these tests count the instants archival moves to .hoodie/archived (layout 1 only)
-    return {**OPTS, "hoodie.cleaner.commits.retained": str(retained), "hoodie.write.table.version": "6"}
+    return {**OPTS, "hoodie.cleaner.commits.retained": str(retained), "hoodie.write.table.version": "6",
+            "hoodie.keep.max.commits": str(retained + 3)}
 
 
 def _upsert(spark, path, model, rows, when):
@@ -120,7 +121,9 @@ def untouched_timeline(spark, tmp_path_factory):
     model = _seed(spark, path)
     _upsert(spark, path, model, [(1, "a", 99.0, "killed"), (500, "b", 5.0, "killed")], KILL_TIME)
     _follow_up(spark, path, model)
-    return _instant_files(path)
+    active, archived = _instant_files(path)
+    assert archived, "the history should have reached archival"
+    return active, archived
 
 
 @pytest.mark.parametrize("stage", CLEAN_STAGES + ROLLBACK_STAGES)

@@ -20,6 +20,7 @@ URL_ENCODE = "hoodie.datasource.write.partitionpath.urlencode"
 MAX_FILE_SIZE = "hoodie.parquet.max.file.size"
 SMALL_FILE_LIMIT = "hoodie.parquet.small.file.limit"
 COMMITS_RETAINED = "hoodie.cleaner.commits.retained"
+KEEP_MAX_COMMITS = "hoodie.keep.max.commits"
 TABLE_TYPE = "hoodie.datasource.write.table.type"
 ENGINE = "engine"
 LOCK_TIMEOUT = "featurestore.lock.timeout.seconds"
@@ -38,7 +39,8 @@ QUERY_TYPES = ("snapshot", "incremental")
 
 WRITE_KEYS = {
     TABLE_NAME, RECORD_KEY, PARTITION_PATH, PRECOMBINE, OPERATION, HIVE_STYLE, URL_ENCODE,
-    MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, TABLE_TYPE, ENGINE, LOCK_TIMEOUT, ROW_GROUP_ROWS, TABLE_VERSION,
+    MAX_FILE_SIZE, SMALL_FILE_LIMIT, COMMITS_RETAINED, KEEP_MAX_COMMITS, TABLE_TYPE, ENGINE, LOCK_TIMEOUT,
+    ROW_GROUP_ROWS, TABLE_VERSION,
     *BLOOM_KEYS,
 }
 READ_KEYS = {QUERY_TYPE, AS_OF, BEGIN, END, ENGINE}
@@ -46,6 +48,8 @@ READ_KEYS = {QUERY_TYPE, AS_OF, BEGIN, END, ENGINE}
 DEFAULT_MAX_FILE_SIZE = 120 * 1024 * 1024
 DEFAULT_SMALL_FILE_LIMIT = 100 * 1024 * 1024
 DEFAULT_COMMITS_RETAINED = 10
+# Completed commits kept on the active timeline before older instants are archived (Hudi's default).
+DEFAULT_KEEP_MAX_COMMITS = 30
 DEFAULT_LOCK_TIMEOUT = 60.0
 DEFAULT_ROW_GROUP_ROWS = 131_072
 # Table versions the native engine writes: 9 is what Apache Hudi 1.x writes (the default for new
@@ -116,6 +120,7 @@ class WriteOptions:
     table_version: int | None = None
     # the record-key bloom filter written into every base file's footer (Hudi's BLOOM index reads it)
     bloom: BloomSettings = BloomSettings()
+    keep_max_commits: int = DEFAULT_KEEP_MAX_COMMITS
 
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> WriteOptions:
@@ -153,6 +158,13 @@ class WriteOptions:
                     f"option {TABLE_VERSION}: the native engine writes table versions "
                     f"{' and '.join(map(str, WRITE_TABLE_VERSIONS))}, got {text!r}")
             table_version = int(text)
+        commits_retained = _positive_int(COMMITS_RETAINED, opts.get(COMMITS_RETAINED, DEFAULT_COMMITS_RETAINED))
+        keep_max = _positive_int(KEEP_MAX_COMMITS, opts.get(KEEP_MAX_COMMITS, max(DEFAULT_KEEP_MAX_COMMITS,
+                                                                                    commits_retained + 1)))
+        if keep_max <= commits_retained:
+            # as Hudi: archiving a commit the cleaner still retains would hide file versions readers may ask for
+            raise HudiOptionError(f"option {KEEP_MAX_COMMITS} ({keep_max}) must be greater than "
+                                  f"{COMMITS_RETAINED} ({commits_retained})")
         return cls(
             table_name=name,
             record_key_fields=keys,
@@ -164,7 +176,8 @@ class WriteOptions:
             max_file_size=_positive_int(MAX_FILE_SIZE, opts.get(MAX_FILE_SIZE, DEFAULT_MAX_FILE_SIZE)),
             small_file_limit=_positive_int(SMALL_FILE_LIMIT, opts.get(SMALL_FILE_LIMIT, DEFAULT_SMALL_FILE_LIMIT),
                                            allow_zero=True),
-            commits_retained=_positive_int(COMMITS_RETAINED, opts.get(COMMITS_RETAINED, DEFAULT_COMMITS_RETAINED)),
+            commits_retained=commits_retained,
+            keep_max_commits=keep_max,
             engine=engine,
             lock_timeout=lock_timeout,
             row_group_rows=_positive_int(ROW_GROUP_ROWS, opts.get(ROW_GROUP_ROWS, DEFAULT_ROW_GROUP_ROWS)),

@@ -191,7 +191,7 @@ def _maintain(path: str, opts: WriteOptions, result: CommitResult) -> CommitResu
     view = FileSystemView(path, timeline, bool(opts.partition_fields))
     cleaned = actions.clean(path, timeline, view, opts.commits_retained, timeline.new_instant_time())
     if cleaned:
-        actions.archive(path, Timeline.load(path))
+        actions.archive(path, Timeline.load(path), opts.keep_max_commits)
     return replace(result, files_cleaned=cleaned)
 
 
