@@ -250,6 +250,10 @@ def test_schema_evolution_and_bad_input(spark, tmp_path):
     with pytest.raises(hudi.HudiOptionError, match="recordkey.field='name' but the table has 'id'"):
         hudi.write(spark.createDataFrame([(2, "a", 1.0, t(0), "x")], SCHEMA), path,
                    {**o, "hoodie.datasource.write.recordkey.field": "name"})
+    with pytest.raises(hudi.HudiOptionError, match=r"hoodie\.keep\.max\.commits \(3\) must be greater than "
+                                                   r"hoodie\.cleaner\.commits\.retained \(3\)"):
+        hudi.write(spark.createDataFrame([(2, "a", 1.0, t(0), "x")], SCHEMA), path,
+                   {**o, "hoodie.cleaner.commits.retained": "3", "hoodie.keep.max.commits": "3"})
     unchanged()
 
     # a new nullable column is schema evolution: old rows read it as null
