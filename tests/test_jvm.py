@@ -190,3 +190,16 @@ def test_delta_sql_table_create_insert_select(spark, tmp_path):
         assert by_path == 3
     finally:
         spark.sql("DROP TABLE IF EXISTS jvm_delta_sql")
+
+
+def test_local_sessions_size_deltas_state_rebuild_and_file_listing_to_the_shuffle_partitions():
+    config = load_config(environ={}, overrides={"spark.shuffle_partitions": 3})
+    local = session_conf(config, master="local[2]")
+    assert local["spark.databricks.delta.snapshotPartitions"] == "3"
+    assert local["spark.sql.sources.parallelPartitionDiscovery.parallelism"] == "3"
+    # a cluster keeps Delta's and Spark's own defaults; an explicit setting always wins
+    cluster = session_conf(config, master="spark://127.0.0.1:7077")
+    assert "spark.databricks.delta.snapshotPartitions" not in cluster
+    assert "spark.sql.sources.parallelPartitionDiscovery.parallelism" not in cluster
+    mine = session_conf(config, master="local[2]", conf={"spark.databricks.delta.snapshotPartitions": "50"})
+    assert mine["spark.databricks.delta.snapshotPartitions"] == "50"
